@@ -1,0 +1,219 @@
+"""Forget time (whole Alg. 2) against its floor, and the Fisher methods compared.
+
+For each number of classes C it prints, measured in the same run on the same model and codes:
+
+* ``forget``: the whole forget step (code Fisher + eta + perturbation + sign choice on the codes),
+  as ``mnemu.forget`` runs it;
+* ``floor``: one batched forward+backward of the summed loss over the same C codes (in the same
+  chunks), which computes no per-sample quantity at all;
+* the ratio of the two (noisy machines make ratios the honest figure), and the same for the
+  Fisher alone with each method (``hooks`` is the library's default).
+
+It first checks that every method gives the same Fisher as the loop of batch-1 backward passes.
+BackPACK and Opacus, when installed, are measured as candidates too (``pip install
+backpack-for-pytorch opacus``).
+
+    python benchmarks/forget_time.py                      # CIFAR-style ResNet-18, C = 10, 100, 1000
+    python benchmarks/forget_time.py --device cuda --classes 10 100 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import mnemu
+from mnemu.fisher import sum_squared_grads
+
+
+def timed(fn, device, repeats):
+    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def group_weights(num_classes: int) -> torch.Tensor:
+    """Eq. 6 weights for C_F = {0}: forget mean over one code, remain mean over the others."""
+    weights = torch.zeros(2, num_classes)
+    weights[0, 0] = 1.0
+    weights[1, 1:] = 1.0 / (num_classes - 1)
+    return weights
+
+
+def backpack_sums(model, codes, labels, weights):
+    """Fisher sums with BackPACK's SumGradSquared: one extended backward per group."""
+    from backpack import backpack, extend
+    from backpack.extensions import SumGradSquared
+
+    model = extend(model, use_converter=True)
+    out = {}
+    for g in range(weights.shape[0]):
+        members = weights[g] > 0
+        model.zero_grad()
+        logits = model(codes[members])
+        loss = (F.cross_entropy(logits, labels[members], reduction="none") * weights[g, members].sqrt()).sum()
+        with backpack(SumGradSquared()):
+            loss.backward()
+        for name, p in model.named_parameters():
+            out.setdefault(name, []).append(p.sum_grad_squared.detach().clone())
+    return {n: torch.stack(v) for n, v in out.items()}
+
+
+def opacus_sums(model, codes, labels, weights):
+    """Fisher sums from Opacus' per-sample gradients (grad_sample)."""
+    from opacus import GradSampleModule
+
+    wrapped = GradSampleModule(model, strict=False)
+    wrapped.zero_grad()
+    loss = (F.cross_entropy(wrapped(codes), labels, reduction="none")).sum()
+    loss.backward()
+    out = {}
+    for name, p in model.named_parameters():
+        per_sample = p.grad_sample.flatten(1).square()
+        out[name] = (weights.to(per_sample) @ per_sample).view(weights.shape[0], *p.shape)
+        p.grad_sample = None
+    wrapped._close()
+    return out
+
+
+def library_method(method):
+    def run(model, codes, labels, weights):
+        return sum_squared_grads(model, codes, labels, weights, method=method)
+
+    return run
+
+
+CANDIDATES = {
+    "hooks": library_method("hooks"),
+    "vmap": library_method("vmap"),
+    "loop": library_method("loop"),
+    "backpack": backpack_sums,
+    "opacus": opacus_sums,
+}
+
+
+def build(args, num_classes, device):
+    torch.manual_seed(0)
+    model = mnemu.create_model(args.model, num_classes, args.input_shape, **args.model_options)
+    model.to(device).eval()
+    codes = mnemu.make_codes(num_classes, args.input_shape, seed=0).to(device)
+    return model, codes, torch.arange(num_classes, device=device)
+
+
+def check_exactness(args, device) -> dict:
+    """Max relative difference of each method's Fisher sums from the loop's, at C = 10."""
+    model, codes, labels = build(args, 10, device)
+    weights = group_weights(10).to(device)
+    reference = sum_squared_grads(model, codes, labels, weights, method="loop")
+    errors = {}
+    for name in args.methods:
+        if name == "loop":
+            continue
+        try:
+            got = CANDIDATES[name](model, codes, labels, weights)
+            errors[name] = max(
+                ((got[n] - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+                for n, ref in reference.items())
+        except Exception as err:  # a library that does not cover this model
+            errors[name] = f"unavailable: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
+        model, codes, labels = build(args, 10, device)  # extensions may have changed the model
+    return errors
+
+
+def measure(args, num_classes, device, methods) -> dict:
+    model, codes, labels = build(args, num_classes, device)
+    weights = group_weights(num_classes).to(device)
+    chunk = args.chunk_size
+
+    def floor():
+        model.zero_grad()
+        for start in range(0, num_classes, chunk):
+            logits = model(codes[start : start + chunk])
+            F.cross_entropy(logits, labels[start : start + chunk], reduction="sum").backward()
+
+    def forget():
+        mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)
+
+    row = {"classes": num_classes, "floor": timed(floor, device, args.repeats)}
+    row["forget"] = timed(forget, device, args.repeats)
+    _, record = mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)
+    row["forget_parts"] = record["seconds"]
+    for name in methods:
+        if name in ("backpack", "opacus"):
+            run = CANDIDATES[name]
+            fn = lambda: run(build(args, num_classes, device)[0], codes, labels, weights)  # noqa: E731
+        else:
+            fn = lambda name=name: sum_squared_grads(model, codes, labels, weights, method=name,  # noqa: E731
+                                                     chunk_size=chunk)
+        try:
+            row[f"fisher_{name}"] = timed(fn, device, args.repeats)
+        except Exception as err:
+            row[f"fisher_{name}"] = f"unavailable: {type(err).__name__}"
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--model", default="resnet18_cifar")
+    parser.add_argument("--input-shape", type=int, nargs=3, default=[3, 32, 32])
+    parser.add_argument("--width", type=int, default=None, help="resnet18_cifar width (default 64)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--methods", nargs="+", default=list(CANDIDATES),
+                        help="Fisher methods to time (at C > 100 only hooks unless --all)")
+    parser.add_argument("--all", action="store_true", help="time every method at every size")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    args.input_shape = tuple(args.input_shape)
+    args.model_options = {"width": args.width} if args.width else {}
+    device = torch.device(args.device)
+
+    print(f"# {args.model} {args.input_shape} on {device}"
+          f" ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()},"
+          f" {torch.get_num_threads()} threads), torch {torch.__version__}, median of {args.repeats}")
+    errors = check_exactness(args, device)
+    print("# Fisher vs loop of batch-1 backward, max relative difference at C=10:")
+    for name, err in errors.items():
+        print(f"#   {name:9s} {err:.1e}" if isinstance(err, float) else f"#   {name:9s} {err}")
+    rows = []
+    header = f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6}"
+    for name in args.methods:
+        header += f" {name + ' s':>11} {'ratio':>6}"
+    print(header)
+    for num_classes in args.classes:
+        methods = [m for m in args.methods if args.all or num_classes <= 100 or m == "hooks"]
+        row = measure(args, num_classes, device, methods)
+        rows.append(row)
+        line = f"{num_classes:5d} {row['forget']:9.3f} {row['floor']:8.3f} {row['forget'] / row['floor']:6.2f}"
+        for name in args.methods:
+            value = row.get(f"fisher_{name}")
+            line += (f" {value:11.3f} {value / row['floor']:6.2f}" if isinstance(value, float)
+                     else f" {'-':>11} {'':>6}")
+        print(line, flush=True)
+    parts = {r["classes"]: {k: round(v, 3) for k, v in r["forget_parts"].items()} for r in rows}
+    print("# forget step split (s):", parts)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"device": str(device), "model": args.model, "exactness": errors, "rows": rows},
+                      handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

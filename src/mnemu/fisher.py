@@ -1,0 +1,391 @@
+"""Diagonal Fisher information from per-sample squared gradients (paper, Eq. 3-4 and 6).
+
+Alg. 2 needs, for each parameter, a weighted sum over samples of the squared per-sample gradient
+of the loss: ``S[g] = sum_n W[g, n] * (d loss_n / d theta)^2`` for a few groups g (forget classes,
+remaining classes). The model is in eval mode, so samples do not interact and one batched pass can
+give every per-sample gradient. Three ways to get them, all exact:
+
+``hooks`` (default)
+    one batched forward, then one backward that computes input gradients only; hooks on Linear,
+    Conv2d and normalisation layers rebuild each sample's weight gradient from the layer's input
+    and output gradient, square it and add it up, a block at a time so that the per-sample
+    gradients of a whole layer never sit in memory (for a linear layer with one input vector per
+    sample, ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Parameters of other
+    modules, and modules whose first dimension is not the sample (Swin's window attention), are
+    handed to ``vmap``, or to ``loop`` if ``vmap`` cannot batch them.
+``vmap``
+    ``torch.func.vmap(grad(...))`` over samples.
+``loop``
+    one batch-1 backward per sample: the authors' way, and the reference the tests compare to.
+
+``benchmarks/forget_time.py`` measures them and the whole forget step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import MnemuError
+
+METHODS = ("hooks", "vmap", "loop")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Elements of the scratch block that holds per-sample gradients at once: it should sit in cache
+#: on a CPU; a GPU prefers bigger blocks.
+BLOCK_ELEMENTS = {"cpu": 1 << 23, "cuda": 1 << 26}
+#: On a CPU, a convolution whose output has at least this many positions gets its per-sample
+#: gradients from one grouped weight-gradient convolution (samples as groups) instead of unfolded
+#: inputs: measured faster there on 2 cores (benchmarks/forget_time.py), slower below.
+GROUPED_CONV_MIN_POSITIONS = 256
+
+
+def cross_entropy_per_sample(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample gradients of supported layers from the layer input ``a`` and output gradient ``g``:
+# {local parameter name: [N, *parameter.shape]}. Used as they are for small parameters and for
+# modules called more than once per forward (their per-sample gradients add up before squaring).
+
+
+def _linear_grads(module: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> dict:
+    if a.dim() == 2:
+        grads = {"weight": g.unsqueeze(2) * a.unsqueeze(1), "bias": g.clone()}
+    else:  # a sequence per sample (transformers): sum over its positions
+        a, g = a.flatten(1, -2), g.flatten(1, -2)
+        grads = {"weight": torch.bmm(g.transpose(1, 2), a), "bias": g.sum(1)}
+    if module.bias is None:
+        del grads["bias"]
+    return grads
+
+
+def _conv_columns(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor):
+    """Unfolded input [N, groups, L, Cin/groups*kh*kw] and output gradient [N, groups, Cout/groups, L]."""
+    n, groups = a.shape[0], module.groups
+    cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)
+    positions = cols.shape[-1]
+    return (cols.view(n, groups, -1, positions).transpose(-1, -2),
+            g.reshape(n, groups, -1, positions))
+
+
+def _conv2d_grads(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor) -> dict:
+    cols, go = _conv_columns(module, a, g)
+    grads = {"weight": torch.matmul(go, cols).reshape(a.shape[0], *module.weight.shape)}
+    if module.bias is not None:
+        grads["bias"] = g.flatten(2).sum(-1)
+    return grads
+
+
+def _affine_grads(module: nn.Module, x_hat: torch.Tensor, g: torch.Tensor, reduce) -> dict:
+    """Affine normalisation: weight <- sum(g * x_hat), bias <- sum(g), summed by ``reduce``."""
+    grads = {}
+    if getattr(module, "weight", None) is not None:
+        grads["weight"] = reduce(g * x_hat)
+    if getattr(module, "bias", None) is not None:
+        grads["bias"] = reduce(g.clone())
+    return grads
+
+
+def _over_positions(t: torch.Tensor) -> torch.Tensor:
+    """[N, C, *positions] -> [N, C] (channel-first norms)."""
+    return t.flatten(2).sum(-1) if t.dim() > 2 else t
+
+
+def _batchnorm_grads(module: nn.modules.batchnorm._BatchNorm, a, g) -> dict:
+    x_hat = F.batch_norm(a, module.running_mean, module.running_var, training=False, eps=module.eps)
+    return _affine_grads(module, x_hat, g, _over_positions)
+
+
+def _groupnorm_grads(module: nn.GroupNorm, a, g) -> dict:
+    x_hat = F.group_norm(a, module.num_groups, eps=module.eps)
+    return _affine_grads(module, x_hat, g, _over_positions)
+
+
+def _layernorm_grads(module: nn.LayerNorm, a, g) -> dict:
+    x_hat = F.layer_norm(a, module.normalized_shape, eps=module.eps)
+    k = len(module.normalized_shape)
+
+    def over_leading(t):  # [N, *positions, *normalized_shape] -> [N, *normalized_shape]
+        return t.flatten(1, t.dim() - k - 1).sum(1) if t.dim() - k > 1 else t
+
+    return _affine_grads(module, x_hat, g, over_leading)
+
+
+def _per_sample_rule(module: nn.Module):
+    """The per-sample gradient rule for ``module``, or None if its parameters need the fallback."""
+    if isinstance(module, nn.Linear):
+        return _linear_grads
+    if isinstance(module, nn.Conv2d):
+        if module.padding_mode == "zeros" and not isinstance(module.padding, str):
+            return _conv2d_grads
+        return None
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        # Only running statistics keep samples independent (eval mode, as the method requires).
+        return _batchnorm_grads if module.running_mean is not None else None
+    if isinstance(module, nn.LayerNorm):
+        return _layernorm_grads
+    if isinstance(module, nn.GroupNorm):
+        return _groupnorm_grads
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Weighted sums of squares straight from a layer's input and output gradient (single-call modules).
+
+
+def _accumulate(acc: torch.Tensor, w: torch.Tensor, per_sample: torch.Tensor,
+                owned: bool = False) -> None:
+    """acc[g] += sum_n w[g, n] * per_sample[n]**2; squares in place when the caller owns the
+    tensor (autograd and vmap may hand out gradients that share storage)."""
+    squared = per_sample.square_() if owned else per_sample.square()
+    acc.view(acc.shape[0], -1).addmm_(w, squared.reshape(squared.shape[0], -1))
+
+
+def _blocked_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
+    """acc[g, b, o, k] += sum_n w[g, n] * (left[n, b, o, :] @ right[n, b, :, k])**2.
+
+    ``left`` [N, B, O, L], ``right`` [N, B, L, K], ``acc`` [G, B, O, K]. Rows o go a block at a
+    time through ``scratch`` (reused, never reallocated), which keeps them in cache.
+    """
+    n, b, rows, _ = left.shape
+    k = right.shape[-1]
+    step = max(1, min(rows, scratch.numel() // (n * b * k)))
+    for start in range(0, rows, step):
+        size = min(step, rows - start)
+        block = scratch[: n * b * size * k].view(n, b, size, k)
+        torch.matmul(left[:, :, start : start + size], right, out=block)
+        block.square_()
+        acc[:, :, start : start + size] += torch.mm(w, block.view(n, -1)).view(-1, b, size, k)
+
+
+def _linear_fast(module: nn.Linear, a, g, w, acc: dict, scratch) -> None:
+    if a.dim() == 2:
+        # One input vector per sample: sum_n w_n (g_n a_n^T)^2 = (w * g^2)^T @ a^2.
+        g2, a2 = g.square(), a.square()
+        for k in range(w.shape[0]):
+            weighted = g2 * w[k].unsqueeze(1)
+            acc["weight"][k].addmm_(weighted.t(), a2)
+            if "bias" in acc:
+                acc["bias"][k].add_(weighted.sum(0))
+        return
+    a, g = a.flatten(1, -2), g.flatten(1, -2)  # [N, T, in], [N, T, out]
+    _blocked_square_sum(g.transpose(1, 2).unsqueeze(1), a.unsqueeze(1), w,
+                        acc["weight"].unsqueeze(1), scratch)
+    if "bias" in acc:
+        _accumulate(acc["bias"], w, g.sum(1), owned=True)
+
+
+def _conv2d_fast(module: nn.Conv2d, a, g, w, acc: dict, scratch) -> None:
+    n = a.shape[0]
+    positions = g.shape[2] * g.shape[3]
+    if a.device.type == "cpu" and positions >= GROUPED_CONV_MIN_POSITIONS:
+        # Samples as groups: the weight gradient of a grouped convolution is every sample's own.
+        weight = module.weight.detach()
+        per_sample = torch.ops.aten.convolution_backward(
+            g.reshape(1, -1, *g.shape[2:]), a.reshape(1, -1, *a.shape[2:]),
+            weight.expand(n, *weight.shape).reshape(-1, *weight.shape[1:]), None,
+            module.stride, module.padding, module.dilation, False, [0, 0], n * module.groups,
+            [False, True, False])[1]
+        _accumulate(acc["weight"], w, per_sample.view(n, -1), owned=True)
+    else:
+        cols, go = _conv_columns(module, a, g)
+        groups = module.groups
+        _blocked_square_sum(go, cols, w, acc["weight"].view(w.shape[0], groups, -1, cols.shape[-1]),
+                            scratch)
+    if "bias" in acc:
+        _accumulate(acc["bias"], w, g.flatten(2).sum(-1), owned=True)
+
+
+_FAST = {_linear_grads: _linear_fast, _conv2d_grads: _conv2d_fast}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def sum_squared_grads(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    method: str = "hooks",
+    chunk_size: int = 64,
+    loss_fn: LossFn = cross_entropy_per_sample,
+) -> dict[str, torch.Tensor]:
+    """``S[name][g] = sum_n weights[g, n] * (d loss(model(x_n), y_n) / d param)^2``.
+
+    ``inputs`` ``[N, ...]``, ``labels`` ``[N]`` and ``weights`` ``[G, N]`` may live on any device;
+    work happens on the model's device, ``chunk_size`` samples at a time, with the model in eval
+    mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
+    ``{parameter name: tensor [G, *parameter.shape]}`` (float32).
+    """
+    if method not in METHODS:
+        raise MnemuError(f"unknown Fisher method {method!r}; use one of {', '.join(METHODS)}")
+    if weights.dim() != 2 or weights.shape[1] != len(inputs) or len(labels) != len(inputs):
+        raise MnemuError("inputs, labels and weights [groups, samples] disagree in size")
+    params = dict(model.named_parameters())
+    device = next(iter(params.values())).device
+    acc = {n: torch.zeros(weights.shape[0], *p.shape, device=device) for n, p in params.items()}
+    was_training = model.training
+    model.eval()
+    flags = {n: p.requires_grad for n, p in params.items()}
+    scratch = torch.empty(BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]), device=device)
+    try:
+        for start in range(0, len(inputs), chunk_size):
+            x = inputs[start : start + chunk_size].to(device)
+            y = labels[start : start + chunk_size].to(device)
+            w = weights[:, start : start + chunk_size].to(device=device, dtype=torch.float32)
+            if method == "loop":
+                _loop(model, params, x, y, w, acc, loss_fn)
+            elif method == "vmap":
+                _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+            else:
+                _hooks(model, params, x, y, w, acc, loss_fn, scratch)
+    finally:
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+        model.train(was_training)
+    return acc
+
+
+def _loop(model, params, x, y, w, acc, loss_fn) -> None:
+    for p in params.values():
+        p.requires_grad_(True)
+    names = list(params)
+    for i in range(len(x)):
+        loss = loss_fn(model(x[i : i + 1]), y[i : i + 1]).sum()
+        grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+        for n, gr in zip(names, grads):
+            if gr is not None:
+                _accumulate(acc[n], w[:, i : i + 1], gr.unsqueeze(0))
+
+
+def _vmap(model, params, names, x, y, w, acc, loss_fn) -> None:
+    from torch.func import functional_call, grad, vmap
+
+    fixed = {n: p.detach() for n, p in params.items() if n not in names}
+    fixed.update(dict(model.named_buffers()))
+    chosen = {n: params[n].detach() for n in names}
+
+    def sample_loss(theta, xi, yi):
+        out = functional_call(model, {**fixed, **theta}, (xi.unsqueeze(0),))
+        return loss_fn(out, yi.unsqueeze(0)).sum()
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(chosen, x, y)
+    for n in names:
+        _accumulate(acc[n], w, per_sample[n])
+
+
+class _Hooks:
+    """Forward hooks that keep each supported module's input and put a hook on its output for
+    the output gradient. A module called once is reduced as soon as its gradient arrives; one
+    called several times (shared weights) sums its per-sample gradients over the calls first.
+    A module whose first dimension is not the sample dimension is left to the fallback."""
+
+    def __init__(self, model: nn.Module, acc: dict, w: torch.Tensor, scratch: torch.Tensor):
+        self.acc, self.w, self.scratch = acc, w, scratch
+        self.handles, self.covered = [], set()
+        self.calls: dict[nn.Module, int] = {}
+        self.pending: dict[nn.Module, dict] = {}
+        self.seen: dict[nn.Module, int] = {}
+        for prefix, module in model.named_modules():
+            own = dict(module.named_parameters(recurse=False))
+            rule = _per_sample_rule(module)
+            if not own or rule is None:
+                continue
+            names = {local: f"{prefix}.{local}" if prefix else local for local in own}
+            self.covered.update(names.values())
+            self.handles.append(module.register_forward_hook(self._forward(rule, names)))
+
+    def _forward(self, rule, names):
+        def hook(module, args, output):
+            if self.calls.get(module, 0) < 0:
+                return
+            a = args[0].detach()
+            if a.shape[0] != self.w.shape[1] or output.shape[0] != self.w.shape[1]:
+                self.covered.difference_update(names.values())
+                self.calls[module] = -1  # never completes: left to the fallback
+                return
+            self.calls[module] = self.calls.get(module, 0) + 1
+            output.register_hook(lambda g: self._backward(module, rule, names, a, g.detach()))
+
+        return hook
+
+    def _backward(self, module, rule, names, a, g):
+        if self.calls[module] < 0:
+            return
+        if self.calls[module] == 1 and rule in _FAST:
+            acc = {local: self.acc[name] for local, name in names.items()}
+            _FAST[rule](module, a, g, self.w, acc, self.scratch)
+            return
+        pending = self.pending.setdefault(module, {})
+        for local, grad in rule(module, a, g).items():
+            pending[local] = pending[local] + grad if local in pending else grad
+        self.seen[module] = self.seen.get(module, 0) + 1
+        if self.seen[module] == self.calls[module]:
+            for local, grad in self.pending.pop(module).items():
+                _accumulate(self.acc[names[local]], self.w, grad, owned=True)
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
+    hooks = _Hooks(model, acc, w, scratch)
+    try:
+        for p in params.values():
+            p.requires_grad_(False)  # no parameter gradients: only what flows to the input
+        x = x.detach().requires_grad_(True)
+        loss = loss_fn(model(x), y).sum()
+        if loss.requires_grad:
+            torch.autograd.grad(loss, x)
+    finally:
+        hooks.remove()
+    rest = [n for n in params if n not in hooks.covered]
+    if rest:
+        for n in rest:
+            params[n].requires_grad_(True)
+        try:
+            _vmap(model, params, rest, x.detach(), y, w, acc, loss_fn)
+        except Exception:  # an op vmap cannot batch: fall back to the exact loop for these
+            _loop(model, {n: params[n] for n in rest}, x.detach(), y, w, acc, loss_fn)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def class_fisher(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    class_sets: Sequence[Sequence[int]],
+    *,
+    method: str = "hooks",
+    chunk_size: int = 64,
+    loss_fn: LossFn = cross_entropy_per_sample,
+) -> list[dict[str, torch.Tensor]]:
+    """Diagonal Fisher of each class set, as Eq. 6 averages it.
+
+    For a class set S: ``f_S = 1/|S| * sum_{c in S} mean_{n: y_n = c} (d loss_n / d theta)^2``,
+    i.e. each class's expected squared gradient, averaged over the classes of S. With one code
+    per class this is the mean over S's codes. Returns one ``{name: tensor}`` per class set.
+    """
+    labels = labels.long().cpu()
+    counts = torch.bincount(labels)
+    weights = torch.zeros(len(class_sets), len(labels))
+    for k, classes in enumerate(class_sets):
+        if len(classes) == 0:
+            raise MnemuError("a class set is empty; forget and remain sets need at least one class")
+        for c in classes:
+            if not 0 <= c < len(counts) or counts[c] == 0:
+                raise MnemuError(f"class {c} has no samples (codes) to compute its Fisher from")
+            weights[k, labels == c] = 1.0 / (len(classes) * counts[c].item())
+    sums = sum_squared_grads(model, inputs, labels, weights, method=method, chunk_size=chunk_size,
+                             loss_fn=loss_fn)
+    return [{n: s[k] for n, s in sums.items()} for k in range(len(class_sets))]

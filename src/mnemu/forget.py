@@ -1,0 +1,234 @@
+"""One-shot forgetting (paper, Alg. 2): perturb the parameters the forget classes' Fisher marks.
+
+``eta = f_F / f_R`` per parameter (Eq. 6), ``alpha_l = min(lambda1, lambda2 / max(eta_l))`` per
+parameter tensor l (Eq. 7), and the model becomes ``w + alpha * eta`` or ``w - alpha * eta``,
+whichever scores better on the codes alone (no real data): error on the forget classes' codes
+plus accuracy on the other codes. A tie is broken by the codes' losses (forget loss up, remain
+loss down) and recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import MnemuError
+from .fisher import class_fisher
+
+#: The authors start their Fisher accumulators at 1e-16, which keeps eta finite where both
+#: Fisher values vanish (eta is then 1).
+EPS = 1e-16
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def check_classes(forget_classes: Sequence[int], num_classes: int) -> list[int]:
+    forget = sorted({int(c) for c in forget_classes})
+    if not forget:
+        raise MnemuError("no forget class given; name at least one class to forget")
+    bad = [c for c in forget if not 0 <= c < num_classes]
+    if bad:
+        raise MnemuError(f"forget class {bad[0]} is not in the model: its classes are "
+                         f"0..{num_classes - 1}")
+    if len(forget) == num_classes:
+        raise MnemuError("cannot forget every class: leave at least one class to remain")
+    return forget
+
+
+def check_lambdas(lambda1: float, lambda2: float) -> None:
+    for name, value in (("lambda1", lambda1), ("lambda2", lambda2)):
+        if not value > 0:
+            raise MnemuError(f"{name} must be positive, got {value}; the paper searches "
+                             f"lambda1 in 1e-6..1 and lambda2 in 0.1..1e5")
+
+
+class Forgetter:
+    """Alg. 2 with its Fisher computed once, so that many (lambda1, lambda2) are cheap.
+
+    ``inputs`` / ``labels`` are the samples the Fisher and the sign choice use: the mnemonic
+    codes (``labels`` defaults to ``0..C-1``, one code per class), or real samples for the
+    paper's "ours-w-data" comparison. ``fisher`` may pass precomputed ``(f_forget, f_remain)``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        forget_classes: Sequence[int],
+        *,
+        labels: torch.Tensor | None = None,
+        num_classes: int | None = None,
+        fisher: tuple[dict, dict] | None = None,
+        method: str = "hooks",
+        chunk_size: int = 64,
+        eps: float = EPS,
+    ):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.labels = (torch.arange(len(inputs)) if labels is None else labels.long()).cpu()
+        self.num_classes = num_classes or int(self.labels.max()) + 1
+        self.forget = check_classes(forget_classes, self.num_classes)
+        self.remain = [c for c in range(self.num_classes) if c not in self.forget
+                       and bool((self.labels == c).any())]
+        self.inputs = inputs
+        self.chunk_size = chunk_size
+        self.method = method if fisher is None else "given"
+        began = time.perf_counter()
+        if fisher is None:
+            f_forget, f_remain = class_fisher(model, inputs, self.labels, [self.forget, self.remain],
+                                              method=method, chunk_size=chunk_size)
+        else:  # the caller's tensors: work on copies
+            f_forget = {n: t.clone() for n, t in fisher[0].items()}
+            f_remain = fisher[1]
+        # eta = (f_F + eps) / (f_R + eps), computed in place: these tensors are as big as the model.
+        self.eta = {}
+        for name, eta in f_forget.items():
+            self.eta[name] = eta.add_(eps).div_(f_remain[name].add_(eps) if fisher is None
+                                               else f_remain[name] + eps)
+        maxima = torch.stack([eta.max() for eta in self.eta.values()]).tolist()
+        self.eta_max = dict(zip(self.eta, maxima))
+        for name, top in self.eta_max.items():
+            if not math.isfinite(top):  # overflow: cap at the largest finite ratio, as the authors do
+                eta = self.eta[name]
+                finite = eta[torch.isfinite(eta)]
+                cap = finite.max().item() if finite.numel() else 1.0
+                torch.nan_to_num_(eta, nan=1.0, posinf=cap)
+                self.eta_max[name] = cap
+        _sync(self.device)
+        self.fisher_seconds = time.perf_counter() - began
+
+    def alphas(self, lambda1: float, lambda2: float) -> dict[str, float]:
+        """Eq. 7 for every parameter tensor."""
+        check_lambdas(lambda1, lambda2)
+        return {n: min(lambda1, lambda2 / m) if m > 0 else lambda1 for n, m in self.eta_max.items()}
+
+    def apply(self, lambda1: float, lambda2: float, into: nn.Module | None = None):
+        """Perturb and choose the sign; return ``(forgotten model, record)``.
+
+        The result is written into ``into`` (a model of the same architecture, e.g. one reused
+        across a grid) or into a fresh copy of the model; the original model is never changed.
+        """
+        began = time.perf_counter()
+        alphas = self.alphas(lambda1, lambda2)
+        target = into if into is not None else _shell_copy(self.model)
+        target_params = dict(target.named_parameters())
+        original = dict(self.model.named_parameters())  # never written to
+        scores = {}
+        perturb_seconds = time.perf_counter() - began
+        for sign in (+1, -1):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for n, p in target_params.items():
+                    torch.add(original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
+            _sync(self.device)
+            perturb_seconds += time.perf_counter() - t0
+            scores[sign] = self._score(target)
+        plus, minus = scores[+1], scores[-1]
+        tie = plus["score"] == minus["score"]
+        if tie:
+            sign = +1 if plus["loss_gap"] >= minus["loss_gap"] else -1
+        else:
+            sign = +1 if plus["score"] > minus["score"] else -1
+        if sign == +1:  # the last candidate written was minus
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for n, p in target_params.items():
+                    torch.add(original[n], self.eta[n], alpha=alphas[n], out=p.data)
+            _sync(self.device)
+            perturb_seconds += time.perf_counter() - t0
+        total = time.perf_counter() - began
+        record = {
+            "forget_classes": self.forget,
+            "lambda1": lambda1,
+            "lambda2": lambda2,
+            "sign": "+" if sign > 0 else "-",
+            "tie": tie,
+            "code_scores": {"+": plus, "-": minus},
+            "alpha": alphas,
+            "fisher_method": self.method,
+            "num_codes": len(self.inputs),
+            "seconds": {
+                "fisher": self.fisher_seconds,
+                "perturb": perturb_seconds,
+                "select": total - perturb_seconds,
+                "total": self.fisher_seconds + total,
+            },
+        }
+        return target, record
+
+    @torch.inference_mode()
+    def _score(self, model: nn.Module) -> dict:
+        """A_R + E_F on the codes (percent), and the forget-minus-remain loss gap."""
+        was_training = model.training
+        model.eval()
+        logits = torch.cat([model(self.inputs[i : i + self.chunk_size].to(self.device))
+                            for i in range(0, len(self.inputs), self.chunk_size)]).float()
+        model.train(was_training)
+        labels = self.labels.to(logits.device)
+        correct = logits.argmax(1) == labels
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        is_forget = torch.isin(labels, torch.tensor(self.forget, device=labels.device))
+        accuracy_remain = 100.0 * correct[~is_forget].float().mean().item()
+        error_forget = 100.0 - 100.0 * correct[is_forget].float().mean().item()
+        loss_gap = (losses[is_forget].mean() - losses[~is_forget].mean()).item()
+        return {"A_R": accuracy_remain, "E_F": error_forget,
+                "score": accuracy_remain + error_forget, "loss_gap": loss_gap}
+
+
+def _shell_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters are allocated but not copied (they get overwritten)."""
+    memo = {id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad)
+            for p in model.parameters()}
+    return copy.deepcopy(model, memo)
+
+
+def forget(
+    model: nn.Module,
+    codes: torch.Tensor,
+    forget_classes: Sequence[int],
+    lambda1: float,
+    lambda2: float,
+    *,
+    method: str = "hooks",
+    chunk_size: int = 64,
+) -> tuple[nn.Module, dict]:
+    """Make ``model`` forget ``forget_classes`` using its mnemonic ``codes`` (one per class).
+
+    Returns a new model (the input is left as it was) and a record: lambdas, chosen sign, whether
+    the codes tied, per-tensor alpha, and seconds spent on Fisher / perturbation / sign choice.
+    """
+    check_lambdas(lambda1, lambda2)
+    forgetter = Forgetter(model, codes, forget_classes, method=method, chunk_size=chunk_size)
+    return forgetter.apply(lambda1, lambda2)
+
+
+def forget_grid(
+    forgetter: Forgetter,
+    lambdas: Iterable[tuple[float, float]],
+    evaluate: Callable[[nn.Module], dict],
+) -> list[dict]:
+    """Evaluate Alg. 2 at every ``(lambda1, lambda2)``: one Fisher, then perturb + evaluate each.
+
+    Each row has the lambdas, the chosen sign, the tie flag, the code scores and whatever
+    ``evaluate(model)`` returns (e.g. test A_R and E_F).
+    """
+    scratch = copy.deepcopy(forgetter.model)
+    rows = []
+    for lambda1, lambda2 in lambdas:
+        model, record = forgetter.apply(lambda1, lambda2, into=scratch)
+        rows.append({
+            "lambda1": lambda1, "lambda2": lambda2, "sign": record["sign"], "tie": record["tie"],
+            "code_A_R": record["code_scores"][record["sign"]]["A_R"],
+            "code_E_F": record["code_scores"][record["sign"]]["E_F"],
+            **evaluate(model),
+        })
+    return rows

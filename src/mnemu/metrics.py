@@ -1,0 +1,68 @@
+"""Forgetting metrics (paper, Sec. 4.1): A_R, E_F and per-class accuracy on a test split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, dataset: Dataset, *, batch_size: int = 512, num_workers: int = 0
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` (in eval mode) over ``dataset``; return ``labels``, ``predictions`` and the
+    per-sample cross-entropy ``losses``, all on the CPU in dataset order."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    labels, predictions, losses = [], [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    for images, targets in loader:
+        logits = model(images.to(device)).float()
+        targets = targets.to(device)
+        labels.append(targets.cpu())
+        predictions.append(logits.argmax(1).cpu())
+        losses.append(F.cross_entropy(logits, targets, reduction="none").cpu())
+    model.train(was_training)
+    return {"labels": torch.cat(labels), "predictions": torch.cat(predictions),
+            "losses": torch.cat(losses)}
+
+
+def forgetting_metrics(
+    labels: torch.Tensor, predictions: torch.Tensor, forget_classes: Sequence[int], num_classes: int
+) -> dict:
+    """A_R = accuracy (%) on test samples of the remaining classes; E_F = 100 - accuracy (%) on
+    the forget classes' samples; plus overall and per-class accuracy."""
+    correct = predictions == labels
+    is_forget = torch.isin(labels, torch.tensor(list(forget_classes), dtype=labels.dtype))
+    per_class = []
+    for c in range(num_classes):
+        members = labels == c
+        per_class.append(100.0 * correct[members].float().mean().item() if members.any() else None)
+    accuracy_forget = 100.0 * correct[is_forget].float().mean().item() if is_forget.any() else None
+    return {
+        "A_R": 100.0 * correct[~is_forget].float().mean().item(),
+        "E_F": None if accuracy_forget is None else 100.0 - accuracy_forget,
+        "A_F": accuracy_forget,
+        "accuracy": 100.0 * correct.float().mean().item(),
+        "per_class_accuracy": per_class,
+        "forget_classes": sorted(int(c) for c in forget_classes),
+    }
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    forget_classes: Sequence[int],
+    num_classes: int,
+    *,
+    batch_size: int = 512,
+    num_workers: int = 0,
+) -> dict:
+    """:func:`forgetting_metrics` of ``model`` on ``dataset``."""
+    out = predict(model, dataset, batch_size=batch_size, num_workers=num_workers)
+    return forgetting_metrics(out["labels"], out["predictions"], forget_classes, num_classes)

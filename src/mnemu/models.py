@@ -1,0 +1,169 @@
+"""Model factory: the paper's models and any timm model behind one call, :func:`create_model`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import MnemuError
+
+
+class MLP(nn.Module):
+    """The paper's MNIST model: Linear(in -> hidden) -> sigmoid -> Linear(hidden -> classes)."""
+
+    def __init__(self, input_size: int, num_classes: int, hidden: int = 1000):
+        super().__init__()
+        self.fc1 = nn.Linear(input_size, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.sigmoid(self.fc1(x.flatten(1))))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 for small images: 3x3 stride-1 stem, no max-pool (the usual CIFAR-10 variant).
+
+    ``width`` is the first stage's channel count (64 in the paper); smaller widths keep the
+    architecture and make CPU runs cheap.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU()
+        stages, in_planes = [], width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            planes = width * 2**i
+            stages.append(
+                nn.Sequential(_BasicBlock(in_planes, planes, stride), _BasicBlock(planes, planes, 1))
+            )
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(self.pool(out))
+
+
+def _mlp(num_classes, input_shape, pretrained, hidden: int = 1000):
+    _no_pretrained("mlp", pretrained)
+    return MLP(math.prod(input_shape), num_classes, hidden)
+
+
+def _resnet18_cifar(num_classes, input_shape, pretrained, width: int = 64):
+    _no_pretrained("resnet18_cifar", pretrained)
+    return CifarResNet18(num_classes, in_channels=input_shape[0], width=width)
+
+
+def _torchvision(arch: str) -> Callable[..., nn.Module]:
+    def build(num_classes, input_shape, pretrained, keep_imagenet_head: bool = False):
+        import torchvision
+
+        weights = "DEFAULT" if pretrained else None
+        try:
+            model = getattr(torchvision.models, arch)(weights=weights)
+        except (OSError, RuntimeError) as err:  # urllib errors are OSErrors
+            raise MnemuError(
+                f"could not get the pretrained {arch} weights ({err}); put the torchvision weight file "
+                f"in $TORCH_HOME/hub/checkpoints (default ~/.cache/torch) or use pretrained: false"
+            ) from None
+        if input_shape[0] != 3:
+            old = model.conv1
+            model.conv1 = nn.Conv2d(input_shape[0], old.out_channels, old.kernel_size,
+                                    old.stride, old.padding, bias=False)
+        # A C-way head is the natural choice; the authors keep the 1000-way ImageNet head.
+        if not keep_imagenet_head and num_classes != model.fc.out_features:
+            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return model
+
+    return build
+
+
+def _timm(name: str) -> Callable[..., nn.Module]:
+    def build(num_classes, input_shape, pretrained, **options):
+        import timm
+
+        try:
+            return timm.create_model(name, pretrained=pretrained, num_classes=num_classes,
+                                     in_chans=input_shape[0], **options)
+        except (OSError, RuntimeError) as err:
+            raise MnemuError(
+                f"could not create timm model {name!r} ({err}); with pretrained: true the weights must "
+                f"be in the Hugging Face cache (HF_HOME) already when offline"
+            ) from None
+
+    return build
+
+
+def _no_pretrained(name: str, pretrained: bool) -> None:
+    if pretrained:
+        raise MnemuError(f"model {name!r} has no pretrained weights; set pretrained: false")
+
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _mlp,
+    "resnet18_cifar": _resnet18_cifar,
+    "resnet18": _torchvision("resnet18"),
+    "resnext50_32x4d": _torchvision("resnext50_32x4d"),
+}
+
+
+def model_names() -> list[str]:
+    """Names :func:`create_model` knows besides ``timm:<name>``."""
+    return sorted(_REGISTRY)
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    input_shape: Sequence[int],
+    pretrained: bool = False,
+    **options,
+) -> nn.Module:
+    """Build a classifier.
+
+    ``name`` is one of :func:`model_names` (``mlp`` = the paper's MNIST MLP, ``resnet18_cifar`` =
+    CIFAR-style ResNet-18, ``resnet18`` / ``resnext50_32x4d`` = torchvision's, with a
+    ``num_classes``-way head) or ``timm:<any timm model name>``. ``input_shape`` is ``(C, H, W)``.
+    Extra ``options`` go to the builder (``hidden`` for mlp, ``width`` for resnet18_cifar,
+    ``keep_imagenet_head`` for torchvision models, anything timm accepts for timm models).
+    """
+    if name.startswith("timm:"):
+        builder = _timm(name.removeprefix("timm:"))
+    elif name in _REGISTRY:
+        builder = _REGISTRY[name]
+    else:
+        raise MnemuError(
+            f"unknown model {name!r}; use one of {', '.join(model_names())} or timm:<timm model name>"
+        )
+    try:
+        return builder(num_classes, tuple(input_shape), pretrained, **options)
+    except TypeError as err:
+        raise MnemuError(f"bad options for model {name!r}: {err}") from None

@@ -1,0 +1,230 @@
+"""Training with mnemonic codes (paper, Alg. 1 and Appendix A), resumable and reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .checkpoint import Checkpoint, atomic_save, load_state
+from .codes import DISTRIBUTIONS, make_codes, mix_codes
+from .data import DataSplits, load_dataset
+from .errors import MnemuError
+from .models import create_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """Appendix A: SGD, lr 0.01, momentum 0.9, weight decay 5e-4, 200 epochs, batch 128 (32 for
+    CUB/Cars), cosine schedule except for MNIST. ``steps`` caps the optimiser steps (the paper's
+    ImageNet fine-tuning runs 2,000 or 10,000 steps); ``seed`` fixes codes, shuffling, code
+    replacement and augmentation."""
+
+    t_mix: float = 0.1
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "none"
+    steps: int | None = None
+    seed: int = 0
+    code_distribution: str = "uniform"
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.t_mix <= 1.0:
+            raise MnemuError(f"t_mix must be in [0, 1], got {self.t_mix}; it is the probability "
+                             f"of replacing a training sample by its class's code")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise MnemuError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise MnemuError(f"steps must be at least 1 (or unset), got {self.steps}")
+        if self.lr <= 0:
+            raise MnemuError(f"lr must be positive, got {self.lr}")
+        if self.schedule not in ("none", "cosine"):
+            raise MnemuError(f"schedule must be 'none' or 'cosine', got {self.schedule!r}")
+        if self.code_distribution not in DISTRIBUTIONS:
+            raise MnemuError(f"code_distribution must be one of {DISTRIBUTIONS}, "
+                             f"got {self.code_distribution!r}")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Every random draw of an epoch derives from (seed, epoch), so a resumed run repeats it."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{epoch}".encode()).digest()[:7], "big")
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train_with_codes(
+    model: nn.Module,
+    train_set: Dataset,
+    codes: torch.Tensor,
+    settings: TrainSettings,
+    *,
+    device: torch.device | str | None = None,
+    state_path: str | Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` in place on ``train_set`` with codes mixed in (Alg. 1); return the history.
+
+    ``train_set`` yields ``(image, label)``; ``codes`` is ``[C, *image_shape]``. With
+    ``state_path``, the full training state is written there (atomically) after every epoch, and
+    a run that finds a state with the same settings continues after its last complete epoch: the
+    result equals an uninterrupted run's. ``progress`` is called with each epoch's record.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    codes_dev = codes.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    epochs = settings.epochs
+    if settings.steps is not None:
+        epochs = math.ceil(settings.steps / steps_per_epoch)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(epochs))
+                 if settings.schedule == "cosine" else None)
+    fingerprint = _fingerprint(settings, len(train_set), codes)
+    history, start = [], 0
+    if state_path is not None and Path(state_path).exists():
+        start, history = _resume(state_path, fingerprint, model, optimizer, scheduler)
+
+    criterion = nn.CrossEntropyLoss()
+    step = start * steps_per_epoch
+    for epoch in range(start, epochs):
+        began = time.perf_counter()
+        _seed_everything(_epoch_seed(settings.seed, epoch))
+        shuffle = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 1)
+        mixing = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 2)
+        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
+                            generator=shuffle, num_workers=settings.num_workers,
+                            pin_memory=device.type == "cuda", drop_last=False)
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for images, labels in loader:
+            if settings.steps is not None and step >= settings.steps:
+                break
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            images = mix_codes(images, labels, codes_dev, settings.t_mix, mixing)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(images)
+            loss = criterion(logits, labels)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total_loss += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+        if scheduler is not None:
+            scheduler.step()
+        record = {"epoch": epoch + 1, "epochs": epochs, "steps": step,
+                  "loss": total_loss / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
+                  "seconds": time.perf_counter() - began}
+        history.append(record)
+        log.info("epoch %d/%d loss %.4f train-acc %.2f%% %.1fs", record["epoch"], epochs,
+                 record["loss"], record["train_accuracy"], record["seconds"])
+        if state_path is not None:
+            atomic_save({"resume": {
+                "fingerprint": fingerprint, "epoch": epoch + 1, "history": history,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            }}, state_path)
+        if progress is not None:
+            progress(record)
+    return history
+
+
+def _fingerprint(settings: TrainSettings, size: int, codes: torch.Tensor) -> str:
+    described = {**asdict(settings), "num_workers": None, "train_size": size,
+                 "codes": hashlib.sha256(codes.cpu().numpy().tobytes()).hexdigest()}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+def _resume(state_path, fingerprint, model, optimizer, scheduler) -> tuple[int, list]:
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)["resume"]
+    except Exception as err:  # a truncated or foreign file: start again rather than fail
+        log.warning("ignoring unreadable training state %s (%s); starting from scratch",
+                    state_path, str(err).splitlines()[0][:120])
+        return 0, []
+    if state.get("fingerprint") != fingerprint:
+        log.warning("training state %s is for other settings; starting from scratch", state_path)
+        return 0, []
+    load_state(model, state["model"], f"training state {state_path}")
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    log.info("resuming after epoch %d from %s", state["epoch"], state_path)
+    return int(state["epoch"]), list(state["history"])
+
+
+def train_checkpoint(
+    dataset: str,
+    model: str,
+    settings: TrainSettings,
+    out: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    data_options: dict | None = None,
+    model_options: dict | None = None,
+    pretrained: bool = False,
+    device: torch.device | str | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> Checkpoint:
+    """Train a model on a named data set with codes and write its checkpoint to ``out``.
+
+    The training state goes to ``<out>.state`` after every epoch, so a rerun after a crash
+    resumes; it is removed once ``out`` is written.
+    """
+    data = load_dataset(dataset, data_root, **(data_options or {}))
+    # Seed before anything draws: the weights' initialisation is random in every model.
+    _seed_everything(settings.seed)
+    net = create_model(model, data.num_classes, data.input_shape, pretrained=pretrained,
+                       **(model_options or {}))
+    codes = make_codes(data.num_classes, data.input_shape, settings.code_distribution, settings.seed)
+    checkpoint = Checkpoint(
+        net, codes,
+        {"name": model, "num_classes": data.num_classes, "input_shape": list(data.input_shape),
+         "options": dict(model_options or {}), "pretrained": pretrained},
+        data_description(data),
+        {"settings": asdict(settings)},
+    )
+    out = Path(out)
+    state_path = out.with_name(out.name + ".state")
+    began = time.perf_counter()
+    history = train_with_codes(net, data.train, codes, settings, device=device,
+                               state_path=state_path, progress=progress)
+    checkpoint.training["history"] = history
+    checkpoint.training["seconds"] = time.perf_counter() - began
+    checkpoint.save(out)
+    state_path.unlink(missing_ok=True)
+    return checkpoint
+
+
+def data_description(data: DataSplits) -> dict:
+    return {"name": data.name, "options": data.options, "class_names": data.class_names,
+            "mean": list(data.mean), "std": list(data.std)}
