@@ -6,13 +6,13 @@ Every command checks its input before it writes anything, and writes files atomi
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
 from .errors import MnemuError
+from .files import write_csv, write_json
 
 PAPER_LAMBDA1 = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 PAPER_LAMBDA2 = [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
@@ -112,7 +112,7 @@ def cmd_forget(args) -> None:
           f"on the codes: A_R {record['code_scores'][record['sign']]['A_R']:.1f}, "
           f"E_F {record['code_scores'][record['sign']]['E_F']:.1f}")
     if args.record:
-        _write_json(args.record, record)
+        write_json(args.record, record)
     print(f"wrote {out}")
 
 
@@ -158,7 +158,7 @@ def cmd_evaluate(args) -> None:
     for c, acc in enumerate(metrics["per_class_accuracy"]):
         print(f"  {c:4d} {checkpoint.class_names[c][:30]:30s} {acc:6.2f}%")
     if args.json:
-        _write_json(args.json, metrics)
+        write_json(args.json, metrics)
 
 
 def cmd_grid(args) -> None:
@@ -183,29 +183,11 @@ def cmd_grid(args) -> None:
     rows_seen: list = []
     rows = forget_grid(forgetter, points, evaluate)
     best = max(rows, key=lambda r: r["A_R"] + r["E_F"])
-    _write_csv(out, rows)
+    write_csv(out, rows)
     print(f"{len(rows)} points in {time.perf_counter() - began:.1f}s (Fisher once: "
           f"{forgetter.fisher_seconds:.3f}s); best A_R + E_F at lambda1 {best['lambda1']:g}, "
           f"lambda2 {best['lambda2']:g}: A_R {best['A_R']:.2f}, E_F {best['E_F']:.2f}")
     print(f"wrote {out}")
-
-
-def _write_json(path, obj) -> None:
-    from .files import write_json
-
-    write_json(path, obj)
-
-
-def _write_csv(path, rows) -> None:
-    import io
-
-    from .files import atomic_write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,12 @@ import pickle
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .download import RemoteFile, download, is_valid
 from .errors import MnemuError
@@ -39,8 +39,9 @@ def default_root() -> Path:
 class TensorImages(Dataset):
     """In-memory images ``uint8 [N, C, H, W]`` with labels; optional crop+flip augmentation.
 
-    ``__getitems__`` serves a whole batch with tensor operations, which the DataLoader uses when
-    present: per-sample Python work would cost more than training the paper's MLP.
+    ``__getitems__`` serves a whole batch ``(images, labels)`` with tensor operations, which a
+    DataLoader uses when its ``collate_fn`` is :func:`collate`: per-sample Python work would
+    cost more than training the paper's MLP.
     """
 
     def __init__(self, images, labels, mean, std, augment: bool = False, crop_padding: int = 4):
@@ -55,15 +56,27 @@ class TensorImages(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int):
-        return self.__getitems__([index])[0]
+        images, labels = self.__getitems__([index])
+        return images[0], int(labels[0])
 
     def __getitems__(self, indices: Sequence[int]):
         index = torch.as_tensor(indices, dtype=torch.long)
         x = self.images[index].float().div_(255)
         if self.augment:
             x = _random_crop_flip(x, self.crop_padding)
-        x = (x - self.mean) / self.std
-        return list(zip(x, self.labels[index].tolist()))
+        return (x - self.mean) / self.std, self.labels[index]
+
+
+def collate(batch):
+    """DataLoader ``collate_fn``: passes a batch :class:`TensorImages` built whole, else stacks."""
+    if isinstance(batch, tuple):
+        return batch
+    return default_collate(batch)
+
+
+def loader(dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
+    """A DataLoader that takes whole batches from in-memory data sets."""
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate, **kwargs)
 
 
 def _random_crop_flip(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -99,18 +112,39 @@ class FileImages(Dataset):
             return self.transform(image.convert("RGB")), label
 
 
-@dataclass
 class DataSplits:
-    """A data set: train and test splits plus what a model and its codes need to know."""
+    """A data set: train and test splits plus what a model and its codes need to know.
 
-    name: str
-    train: Dataset
-    test: Dataset
-    input_shape: tuple[int, int, int]
-    class_names: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    options: dict = field(default_factory=dict)
+    ``train`` and ``test`` are built when first used, so a job that only evaluates never reads
+    the training images.
+    """
+
+    def __init__(self, name: str, make_train: Callable[[], Dataset], make_test: Callable[[], Dataset],
+                 input_shape, class_names: list[str], mean, std, options: dict):
+        self.name = name
+        self._make = {"train": make_train, "test": make_test}
+        self._built: dict[str, Dataset] = {}
+        self.input_shape = tuple(input_shape)
+        self.class_names = list(class_names)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.options = options
+
+    def _split(self, which: str) -> Dataset:
+        if which not in self._built:
+            dataset = self._make[which]()
+            if len(dataset) == 0:
+                raise MnemuError(f"data set {self.name!r} has an empty {which} split with these "
+                                 f"options; check classes and max_{which}_per_class")
+            self._built[which] = dataset
+        return self._built[which]
+
+    @property
+    def train(self) -> Dataset:
+        return self._split("train")
+
+    @property
+    def test(self) -> Dataset:
+        return self._split("test")
 
     @property
     def num_classes(self) -> int:
@@ -196,25 +230,40 @@ def _fetch_idx(name: str, files: dict, root: Path, system_dir: Path | None = Non
     return paths
 
 
-def _idx_dataset(name, files, root, class_names, system_dir=None, **_):
-    paths = _fetch_idx(name, files, root, system_dir)
+@dataclass
+class TensorSource:
+    """An in-memory data set before selection: a reader per split, and what it holds."""
 
-    def split(prefix):
-        images = _read_idx(paths[f"{prefix}-images-idx3-ubyte.gz"])
-        labels = _read_idx(paths[f"{prefix}-labels-idx1-ubyte.gz"])
-        return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    read: dict  # split name -> () -> (uint8 images [N, C, H, W], int64 labels [N])
+    class_names: list
+    mean: tuple
+    std: tuple
+    shape: tuple
 
-    return split("train"), split("t10k"), class_names, (0.0,), (1.0,)
+
+def _idx_dataset(name, files, root, class_names, system_dir=None) -> TensorSource:
+    def reader(prefix):
+        def read():
+            wanted = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
+            paths = _fetch_idx(name, {f: files[f] for f in wanted}, root, system_dir)
+            images, labels = (_read_idx(paths[f]) for f in wanted)
+            return (torch.from_numpy(images.copy()).unsqueeze(1),
+                    torch.from_numpy(labels.astype(np.int64)))
+
+        return read
+
+    return TensorSource({"train": reader("train"), "test": reader("t10k")}, class_names,
+                        (0.0,), (1.0,), (1, 28, 28))
 
 
-def _mnist(root, **options):
+def _mnist(root, **_):
     # The paper's MNIST inputs are not normalised (pixels in [0, 1]).
-    return _idx_dataset("mnist", _MNIST_FILES, root, [str(d) for d in range(10)], **options)
+    return _idx_dataset("mnist", _MNIST_FILES, root, [str(d) for d in range(10)])
 
 
-def _fashion_mnist(root, **options):
+def _fashion_mnist(root, **_):
     return _idx_dataset("fashion_mnist", _FASHION_FILES, root, FASHION_CLASSES,
-                        system_dir=FASHION_SYSTEM_DIR, **options)
+                        system_dir=FASHION_SYSTEM_DIR)
 
 
 def _extract(archive: Path, into: Path, marker: str) -> Path:
@@ -233,36 +282,48 @@ def _extract(archive: Path, into: Path, marker: str) -> Path:
     return into
 
 
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck"]
+
+
 def _cifar10(root, **_):
-    archive = download(_CIFAR10, root / "cifar10" / _CIFAR10.name)
-    folder = _extract(archive, root / "cifar10" / "extracted", "cifar-10-batches-py/test_batch")
-    folder = folder / "cifar-10-batches-py"
+    def reader(names):
+        def read():
+            archive = download(_CIFAR10, root / "cifar10" / _CIFAR10.name)
+            folder = _extract(archive, root / "cifar10" / "extracted",
+                              "cifar-10-batches-py/test_batch") / "cifar-10-batches-py"
+            images, labels = [], []
+            for batch in names:
+                with open(folder / batch, "rb") as handle:  # from the checksum-verified archive
+                    entry = pickle.load(handle, encoding="latin1")
+                images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels.extend(entry["labels"])
+            return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
 
-    def batches(names):
-        images, labels = [], []
-        for batch in names:
-            with open(folder / batch, "rb") as handle:  # checksum-verified archive
-                entry = pickle.load(handle, encoding="latin1")
-            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry["labels"])
-        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
+        return read
 
-    with open(folder / "batches.meta", "rb") as handle:
-        names = pickle.load(handle, encoding="latin1")["label_names"]
-    train = batches([f"data_batch_{i}" for i in range(1, 6)])
-    return train, batches(["test_batch"]), names, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    return TensorSource({"train": reader([f"data_batch_{i}" for i in range(1, 6)]),
+                         "test": reader(["test_batch"])}, CIFAR10_CLASSES,
+                        (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), (3, 32, 32))
 
 
 def _digits(root, test_fraction: float = 0.2, **_):
     """scikit-learn's bundled 8x8 digits (1,797 images), split per class with a fixed seed."""
-    from sklearn.datasets import load_digits
 
-    bunch = load_digits()
-    images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
-    train_idx, test_idx = _stratified_split(labels, test_fraction, seed=0)
-    return ((images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx]),
-            [str(d) for d in range(10)], (0.0,), (1.0,))
+    def reader(which):
+        def read():
+            from sklearn.datasets import load_digits
+
+            bunch = load_digits()
+            images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8))
+            labels = torch.from_numpy(bunch.target.astype(np.int64))
+            index = _stratified_split(labels, test_fraction, seed=0)[which]
+            return images[index].unsqueeze(1), labels[index]
+
+        return read
+
+    return TensorSource({"train": reader(0), "test": reader(1)}, [str(d) for d in range(10)],
+                        (0.0,), (1.0,), (1, 8, 8))
 
 
 def _stratified_split(labels: torch.Tensor, test_fraction: float, seed: int):
@@ -280,27 +341,31 @@ def _stratified_split(labels: torch.Tensor, test_fraction: float, seed: int):
 def _synthetic(root, num_classes: int = 10, image_shape: Sequence[int] = (3, 32, 32),
                train_per_class: int = 500, test_per_class: int = 100, seed: int = 0, **_):
     """Generated images: per class a smooth random prototype; samples are shifted, noisy copies."""
-    generator = torch.Generator().manual_seed(seed)
     c, h, w = image_shape
-    low = torch.rand(num_classes, c, 4, 4, generator=generator)
+    low = torch.rand(num_classes, c, 4, 4, generator=torch.Generator().manual_seed(seed))
     prototypes = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear",
                                                  align_corners=False)
 
-    def sample(per_class):
-        labels = torch.arange(num_classes).repeat_interleave(per_class)
-        x = prototypes[labels]
-        shifts = torch.randint(-2, 3, (len(labels), 2), generator=generator)
-        for shift in shifts.unique(dim=0).tolist():
-            members = (shifts == torch.tensor(shift)).all(1)
-            x[members] = x[members].roll(tuple(shift), dims=(2, 3))
-        blobs = torch.nn.functional.interpolate(
-            torch.rand(len(labels), c, 8, 8, generator=generator), size=(h, w), mode="bilinear",
-            align_corners=False)
-        x = 0.6 * x + 0.4 * blobs + 0.05 * torch.randn(x.shape, generator=generator)
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8), labels
+    def reader(per_class, stream):
+        def read():
+            generator = torch.Generator().manual_seed(seed * 1000 + stream)
+            labels = torch.arange(num_classes).repeat_interleave(per_class)
+            x = prototypes[labels]
+            shifts = torch.randint(-2, 3, (len(labels), 2), generator=generator)
+            for shift in shifts.unique(dim=0).tolist():
+                members = (shifts == torch.tensor(shift)).all(1)
+                x[members] = x[members].roll(tuple(shift), dims=(2, 3))
+            blobs = torch.nn.functional.interpolate(
+                torch.rand(len(labels), c, 8, 8, generator=generator), size=(h, w),
+                mode="bilinear", align_corners=False)
+            x = 0.6 * x + 0.4 * blobs + 0.05 * torch.randn(x.shape, generator=generator)
+            return (x.clamp(0, 1) * 255).round().to(torch.uint8), labels
 
-    train, test = sample(train_per_class), sample(test_per_class)
-    return train, test, [f"class{k}" for k in range(num_classes)], (0.5,) * c, (0.25,) * c
+        return read
+
+    return TensorSource({"train": reader(train_per_class, 1), "test": reader(test_per_class, 2)},
+                        [f"class{k}" for k in range(num_classes)], (0.5,) * c, (0.25,) * c,
+                        tuple(image_shape))
 
 
 # --- image-file data sets ---------------------------------------------------------------------
@@ -329,7 +394,7 @@ CUB_CLASSES = tuple(range(1, 41))
 CARS_CLASSES = tuple(range(1, 50))
 
 
-def _cub(root, classes: Sequence[int] = CUB_CLASSES, image_size: int = 224, **_):
+def _cub(root, class_ids: Sequence[int] = CUB_CLASSES, image_size: int = 224, **_):
     archive = download(_CUB, root / "cub" / _CUB.name)
     folder = _extract(archive, root / "cub" / "extracted", "CUB_200_2011/train_test_split.txt")
     folder = folder / "CUB_200_2011"
@@ -341,18 +406,18 @@ def _cub(root, classes: Sequence[int] = CUB_CLASSES, image_size: int = 224, **_)
     paths, labels, is_train = table("images.txt"), table("image_class_labels.txt"), table(
         "train_test_split.txt")
     names = table("classes.txt")
-    keep = {cls: k for k, cls in enumerate(classes)}
+    keep = {cls: k for k, cls in enumerate(class_ids)}
     train, test = [], []
     for image_id, rel in sorted(paths.items(), key=lambda kv: int(kv[0])):
         cls = int(labels[image_id])
         if cls in keep:
             target = train if is_train[image_id].strip() == "1" else test
             target.append((str(folder / "images" / rel.strip()), keep[cls]))
-    class_names = [names[str(c)].strip() for c in classes]
+    class_names = [names[str(c)].strip() for c in class_ids]
     return train, test, class_names, image_size
 
 
-def _stanford_cars(root, classes: Sequence[int] = CARS_CLASSES, image_size: int = 224, **_):
+def _stanford_cars(root, class_ids: Sequence[int] = CARS_CLASSES, image_size: int = 224, **_):
     folder = root / "stanford_cars"
     how = ("the original download site is gone: get the Stanford Cars images and devkit (e.g. from "
            "Kaggle's 'stanford-cars-dataset') and lay them out as torchvision's StanfordCars expects "
@@ -362,7 +427,7 @@ def _stanford_cars(root, classes: Sequence[int] = CARS_CLASSES, image_size: int 
     from scipy.io import loadmat
 
     meta = loadmat(folder / "devkit" / "cars_meta.mat", squeeze_me=True)["class_names"].tolist()
-    keep = {cls: k for k, cls in enumerate(classes)}
+    keep = {cls: k for k, cls in enumerate(class_ids)}
 
     def split(mat, images):
         samples = []
@@ -373,7 +438,7 @@ def _stanford_cars(root, classes: Sequence[int] = CARS_CLASSES, image_size: int 
 
     train = split(folder / "devkit" / "cars_train_annos.mat", folder / "cars_train")
     test = split(folder / "cars_test_annos_withlabels.mat", folder / "cars_test")
-    return train, test, [meta[c - 1] for c in classes], image_size
+    return train, test, [meta[c - 1] for c in class_ids], image_size
 
 
 def _lfw(root, num_identities: int = 100, test_fraction: float = 0.2, image_size: int = 224, **_):
@@ -438,6 +503,7 @@ def load_dataset(
     classes: Sequence[int] | None = None,
     max_train_per_class: int | None = None,
     max_test_per_class: int | None = None,
+    image_size: int | None = None,
     **options,
 ) -> DataSplits:
     """Load a data set by name (see :func:`dataset_names`), fetching it first if needed.
@@ -445,62 +511,77 @@ def load_dataset(
     ``augment`` switches the training split's augmentation (default: the paper's per data set:
     crop+flip for CIFAR-10, flip for CUB/Cars/LFW, none otherwise). ``classes`` keeps only
     those class indices (of the loaded data set, 0-based), relabelled 0..k-1 in the order given.
-    ``max_*_per_class`` keep the first n samples of each class (a fixed order), for quick runs.
-    Other ``options`` go to the data set's loader (``classes`` for CUB/Cars are 1-based ids of the
-    original data set; ``path`` for ImageNet; ``num_classes``, ``image_shape``, ``seed`` for
-    ``synthetic``; ``image_size`` for image-file sets).
+    ``max_*_per_class`` keep the first n samples of each class (a fixed order), and
+    ``image_size`` resizes to a square, for quick runs. Other ``options`` go to the data set's
+    loader (``class_ids`` for CUB/Cars: 1-based ids of the original data set; ``path`` for
+    ImageNet; ``num_classes``, ``image_shape``, ``seed`` for ``synthetic``). Splits are read when
+    first used.
     """
     root = Path(root) if root is not None else default_root()
     if name in _TENSOR_LOADERS:
-        loader, default_augment = _TENSOR_LOADERS[name]
-        train, test, class_names, mean, std = loader(root, **options)
+        load, default_augment = _TENSOR_LOADERS[name]
+        source = load(root, **options)
         augment = default_augment if augment is None else augment
-        (train_x, train_y), (test_x, test_y) = train, test
-        train_idx = _select(train_y, classes, max_train_per_class)
-        test_idx = _select(test_y, classes, max_test_per_class)
-        remap, class_names = _relabel(class_names, classes)
-        splits = DataSplits(
-            name,
-            TensorImages(train_x[train_idx], remap[train_y[train_idx]], mean, std, augment),
-            TensorImages(test_x[test_idx], remap[test_y[test_idx]], mean, std, False),
-            tuple(train_x.shape[1:]), class_names, tuple(mean), tuple(std),
-        )
+        remap, class_names = _relabel(source.class_names, classes)
+        shape = source.shape if image_size is None else (source.shape[0], image_size, image_size)
+
+        def tensor_split(which, max_per_class, with_augment):
+            def make():
+                images, labels = source.read[which]()
+                keep = _select(labels, classes, max_per_class)
+                images = _resize(images[keep], image_size)
+                return TensorImages(images, remap[labels[keep]], source.mean, source.std,
+                                    with_augment)
+
+            return make
+
+        splits = DataSplits(name, tensor_split("train", max_train_per_class, augment),
+                            tensor_split("test", max_test_per_class, False), shape, class_names,
+                            source.mean, source.std, {})
     elif name in _FILE_LOADERS:
-        loader, default_augment, resize_crop = _FILE_LOADERS[name]
-        train, test, class_names, image_size = loader(root, **options)
+        load, default_augment, resize_crop = _FILE_LOADERS[name]
+        if image_size is not None:
+            options["image_size"] = image_size
+        train, test, names, size = load(root, **options)
         augment = default_augment if augment is None else augment
-        train_tf, test_tf = _file_transforms(image_size, augment, IMAGENET_MEAN, IMAGENET_STD,
-                                             resize_crop)
-        train_y = torch.tensor([y for _, y in train], dtype=torch.long)
-        test_y = torch.tensor([y for _, y in test], dtype=torch.long)
-        train_idx = _select(train_y, classes, max_train_per_class)
-        test_idx = _select(test_y, classes, max_test_per_class)
-        remap, class_names = _relabel(class_names, classes)
-        splits = DataSplits(
-            name,
-            FileImages([(train[i][0], int(remap[train[i][1]])) for i in train_idx.tolist()], train_tf),
-            FileImages([(test[i][0], int(remap[test[i][1]])) for i in test_idx.tolist()], test_tf),
-            (3, image_size, image_size), class_names, IMAGENET_MEAN, IMAGENET_STD,
-        )
+        train_tf, test_tf = _file_transforms(size, augment, IMAGENET_MEAN, IMAGENET_STD, resize_crop)
+        remap, class_names = _relabel(names, classes)
+
+        def file_split(samples, max_per_class, transform):
+            def make():
+                labels = torch.tensor([y for _, y in samples], dtype=torch.long)
+                keep = _select(labels, classes, max_per_class).tolist()
+                return FileImages([(samples[i][0], int(remap[samples[i][1]])) for i in keep],
+                                  transform)
+
+            return make
+
+        splits = DataSplits(name, file_split(train, max_train_per_class, train_tf),
+                            file_split(test, max_test_per_class, test_tf), (3, size, size),
+                            class_names, IMAGENET_MEAN, IMAGENET_STD, {})
     else:
         raise MnemuError(f"unknown data set {name!r}; use one of {', '.join(dataset_names())}")
-    if len(splits.train) == 0 or len(splits.test) == 0:
-        raise MnemuError(f"data set {name!r} has an empty split with these options; check classes")
     splits.options = {"augment": augment, "classes": list(classes) if classes else None,
                       "max_train_per_class": max_train_per_class,
-                      "max_test_per_class": max_test_per_class, **options}
+                      "max_test_per_class": max_test_per_class, "image_size": image_size,
+                      **options}
     return splits
+
+
+def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Square-resize uint8 images (area averaging when shrinking), for cheaper quick runs."""
+    if size is None or tuple(images.shape[-2:]) == (size, size):
+        return images
+    mode = "area" if size < images.shape[-1] else "bilinear"
+    resized = torch.nn.functional.interpolate(images.float(), size=(size, size), mode=mode)
+    return resized.round().clamp(0, 255).to(torch.uint8)
 
 
 def _select(labels: torch.Tensor, classes, max_per_class) -> torch.Tensor:
     """Indices of the samples to keep: in ``classes`` (if given), the first n of each class."""
-    if classes is not None:
-        bad = [c for c in classes if not 0 <= c < int(labels.max()) + 1]
-        if bad:
-            raise MnemuError(f"classes {bad} are out of range; classes are 0..{int(labels.max())}")
     keep = torch.ones(len(labels), dtype=torch.bool)
     if classes is not None:
-        keep = torch.isin(labels, torch.tensor(list(classes)))
+        keep = torch.isin(labels, torch.tensor(list(classes), dtype=labels.dtype))
     if max_per_class is not None:
         rank = torch.zeros(len(labels), dtype=torch.long)
         for c in labels.unique().tolist():
@@ -514,6 +595,10 @@ def _relabel(class_names: list[str], classes):
     """A lookup old label -> new label, and the kept class names."""
     if classes is None:
         return torch.arange(len(class_names)), list(class_names)
+    bad = [c for c in classes if not 0 <= c < len(class_names)]
+    if bad:
+        raise MnemuError(f"classes {bad} are out of range; this data set's classes are "
+                         f"0..{len(class_names) - 1}")
     remap = torch.full((len(class_names),), -1, dtype=torch.long)
     remap[torch.tensor(list(classes))] = torch.arange(len(classes))
     return remap, [class_names[c] for c in classes]

@@ -293,13 +293,15 @@ class _Hooks:
         self.calls: dict[nn.Module, int] = {}
         self.pending: dict[nn.Module, dict] = {}
         self.seen: dict[nn.Module, int] = {}
+        self.names: dict[nn.Module, dict] = {}
         for prefix, module in model.named_modules():
             own = dict(module.named_parameters(recurse=False))
             rule = _per_sample_rule(module)
             if not own or rule is None:
                 continue
             names = {local: f"{prefix}.{local}" if prefix else local for local in own}
-            self.covered.update(names.values())
+            # covered once a call is seen: a module never called (its weights used functionally,
+            # as nn.MultiheadAttention does with out_proj) is left to the fallback
             self.handles.append(module.register_forward_hook(self._forward(rule, names)))
 
     def _forward(self, rule, names):
@@ -312,6 +314,8 @@ class _Hooks:
                 self.calls[module] = -1  # never completes: left to the fallback
                 return
             self.calls[module] = self.calls.get(module, 0) + 1
+            self.covered.update(names.values())
+            self.names[module] = names
             output.register_hook(lambda g: self._backward(module, rule, names, a, g.detach()))
 
         return hook
@@ -331,6 +335,14 @@ class _Hooks:
             for local, grad in self.pending.pop(module).items():
                 _accumulate(self.acc[names[local]], self.w, grad, owned=True)
 
+    def flush(self):
+        """After the backward: a module called several times, some of whose outputs did not
+        reach the loss, has all its per-sample gradient (those calls contribute zero)."""
+        for module, pending in self.pending.items():
+            for local, grad in pending.items():
+                _accumulate(self.acc[self.names[module][local]], self.w, grad, owned=True)
+        self.pending.clear()
+
     def remove(self):
         for handle in self.handles:
             handle.remove()
@@ -345,6 +357,7 @@ def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
         loss = loss_fn(model(x), y).sum()
         if loss.requires_grad:
             torch.autograd.grad(loss, x)
+        hooks.flush()
     finally:
         hooks.remove()
     rest = [n for n in params if n not in hooks.covered]

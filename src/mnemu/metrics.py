@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from .data import loader
 
 
 @torch.no_grad()
@@ -20,8 +22,7 @@ def predict(
     was_training = model.training
     model.eval()
     labels, predictions, losses = [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for images, targets in loader:
+    for images, targets in loader(dataset, batch_size, shuffle=False, num_workers=num_workers):
         logits = model(images.to(device)).float()
         targets = targets.to(device)
         labels.append(targets.cpu())

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .checkpoint import Checkpoint, atomic_save, load_state
 from .codes import DISTRIBUTIONS, make_codes, mix_codes
-from .data import DataSplits, load_dataset
+from .data import DataSplits, load_dataset, loader
 from .errors import MnemuError
 from .models import create_model
 
@@ -106,7 +106,7 @@ def train_with_codes(
         epochs = math.ceil(settings.steps / steps_per_epoch)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(epochs))
                  if settings.schedule == "cosine" else None)
-    fingerprint = _fingerprint(settings, len(train_set), codes)
+    fingerprint = _fingerprint(settings, len(train_set), codes, model, train_set)
     history, start = [], 0
     if state_path is not None and Path(state_path).exists():
         start, history = _resume(state_path, fingerprint, model, optimizer, scheduler)
@@ -118,12 +118,11 @@ def train_with_codes(
         _seed_everything(_epoch_seed(settings.seed, epoch))
         shuffle = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 1)
         mixing = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 2)
-        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
-                            generator=shuffle, num_workers=settings.num_workers,
-                            pin_memory=device.type == "cuda", drop_last=False)
+        batches = loader(train_set, settings.batch_size, shuffle=True, generator=shuffle,
+                         num_workers=settings.num_workers, pin_memory=device.type == "cuda")
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for images, labels in loader:
+        for images, labels in batches:
             if settings.steps is not None and step >= settings.steps:
                 break
             images = images.to(device, non_blocking=True)
@@ -158,10 +157,29 @@ def train_with_codes(
     return history
 
 
-def _fingerprint(settings: TrainSettings, size: int, codes: torch.Tensor) -> str:
+def _fingerprint(settings: TrainSettings, size: int, codes: torch.Tensor,
+                 model: nn.Module | None = None, train_set: Dataset | None = None) -> str:
     described = {**asdict(settings), "num_workers": None, "train_size": size,
                  "codes": hashlib.sha256(codes.cpu().numpy().tobytes()).hexdigest()}
+    if model is not None:  # the architecture: a state for another model is not resumed
+        described["model"] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    if train_set is not None:  # the training data, not only its size
+        described["data"] = _data_digest(train_set)
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+def _data_digest(train_set: Dataset) -> str:
+    """SHA-256 of what identifies an in-memory or file-list training set (images, labels, files,
+    augmentation); other data sets are told apart by their size only."""
+    digest = hashlib.sha256()
+    for attr in ("images", "labels"):
+        value = getattr(train_set, attr, None)
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    if isinstance(getattr(train_set, "samples", None), list):
+        digest.update(json.dumps(train_set.samples).encode())
+    digest.update(repr(getattr(train_set, "augment", None)).encode())
+    return digest.hexdigest()
 
 
 def _resume(state_path, fingerprint, model, optimizer, scheduler) -> tuple[int, list]:

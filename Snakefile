@@ -1,0 +1,23 @@
+# One-Shot Machine Unlearning with Mnemonic Code (Yamashita, Yamada, Shibata, ACML 2024):
+# every table and figure of the paper's experiments, built from data, training and forgetting.
+#
+#   snakemake --configfile config/small.yaml --cores 2     # offline CPU run, minutes
+#   snakemake --profile slurm paper_figures/table5.csv     # the paper's settings on SLURM
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/fisher.smk"
+include: "workflow/rules/forget.smk"
+include: "workflow/rules/summaries.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        paper_targets(),

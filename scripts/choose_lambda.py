@@ -1,0 +1,6 @@
+"""Snakemake adapter: the lambdas a benchmark's forget jobs use (rule choose_lambda)."""
+
+from mnemu.pipeline import choose_lambda_step, job
+
+with job(snakemake.log[0], snakemake.threads):
+    choose_lambda_step(snakemake.params.setting, list(snakemake.input.grids), snakemake.output[0])

@@ -1,0 +1,13 @@
+"""Snakemake adapter: Alg. 2 over the lambda grid of one model (rule lambda_grid)."""
+
+from mnemu.pipeline import job, lambda_grid_step
+
+with job(snakemake.log[0], snakemake.threads):
+    lambda_grid_step(
+        snakemake.input.model,
+        snakemake.input.fisher,
+        snakemake.params.lambda1,
+        snakemake.params.lambda2,
+        data_dir=snakemake.params.data_dir,
+        out=snakemake.output[0],
+    )

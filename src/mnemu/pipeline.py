@@ -1,0 +1,239 @@
+"""The workflow's steps: each reads files, calls the library and writes its outputs atomically.
+
+The Snakemake scripts in ``scripts/`` are one call into this module, so every step can be run and
+tested without Snakemake. Metrics are percentages; times are seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import DataSplits, load_dataset, loader, prepare_dataset
+from .errors import MnemuError
+from .files import atomic_write, read_csv, write_csv, write_json
+from .fisher import class_fisher
+from .forget import Forgetter, check_classes, forget_grid
+from .metrics import evaluate, predict, forgetting_metrics
+from .train import TrainSettings, default_device, train_checkpoint
+
+log = logging.getLogger("mnemu")
+
+
+@contextlib.contextmanager
+def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
+    """Run a workflow step with its log going to ``log_path`` and ``threads`` CPU threads.
+
+    A :class:`MnemuError` is logged as one line and re-raised, so the job fails with the reason in
+    its log and nothing half-written is left behind (outputs are written atomically).
+    """
+    torch.set_num_threads(max(1, int(threads)))
+    handlers = [logging.StreamHandler(sys.stderr)]
+    stream = None
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log_path, "w")
+        handlers = [logging.StreamHandler(stream)]
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        yield
+    except MnemuError as err:
+        log.error("%s", err)
+        raise
+    finally:
+        logging.shutdown()
+        if stream is not None:
+            stream.close()
+
+
+def _device() -> torch.device:
+    device = default_device()
+    log.info("device: %s", device)
+    return device
+
+
+def _test_data(checkpoint: Checkpoint, data_dir: str | Path) -> DataSplits:
+    data = checkpoint.data
+    return load_dataset(data["name"], data_dir, **dict(data.get("options") or {}))
+
+
+def _parse_classes(tag: str) -> list[int]:
+    return [int(c) for c in tag.split("+")]
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def prepare_data_step(dataset: str, data_options: dict, data_dir: str, out: str,
+                      num_classes: int, model: str | None = None, pretrained: bool = False) -> None:
+    """Fetch and check a data set (and pretrained weights, so that compute nodes need no network)."""
+    manifest = prepare_dataset(dataset, data_dir, **data_options)
+    if manifest["num_classes"] != num_classes:
+        raise MnemuError(
+            f"data set {dataset} has {manifest['num_classes']} classes with these options, but the "
+            f"config says num_classes: {num_classes}; fix the config entry")
+    if pretrained and model:
+        from .models import create_model
+
+        create_model(model, num_classes, manifest["input_shape"], pretrained=True)
+        manifest["pretrained_weights"] = model
+    log.info("%s: %d train / %d test samples, %d classes", dataset, manifest["train_size"],
+             manifest["test_size"], manifest["num_classes"])
+    write_json(out, manifest)
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def train_step(bench: dict, t_mix: float, codes: str, seed: int, data_dir: str, out_model: str,
+               out_metrics: str) -> None:
+    """Train one model with codes (Alg. 1) and record its test accuracy (Fig. 2)."""
+    allowed = {f.name for f in fields(TrainSettings)}
+    settings = TrainSettings(t_mix=t_mix, seed=seed, code_distribution=codes,
+                             **{k: v for k, v in bench["train"].items() if k in allowed})
+    device = _device()
+    checkpoint = train_checkpoint(
+        bench["dataset"], bench["model"], settings, out_model, data_root=data_dir,
+        data_options=bench.get("data_options") or {}, model_options=bench.get("model_options") or {},
+        pretrained=bench.get("pretrained", False), device=device)
+    data = _test_data(checkpoint, data_dir)
+    metrics = evaluate(checkpoint.model, data.test, [], data.num_classes)
+    log.info("test accuracy %.2f%%", metrics["accuracy"])
+    write_json(out_metrics, {
+        "accuracy": metrics["accuracy"],
+        "per_class_accuracy": metrics["per_class_accuracy"],
+        "train_seconds": checkpoint.training["seconds"],
+        "final_train_loss": checkpoint.training["history"][-1]["loss"],
+        "settings": checkpoint.training["settings"],
+        "device": str(device),
+    })
+
+
+# --- Fisher ------------------------------------------------------------------------------------
+
+
+def _fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
+    """Inputs and labels the Fisher is computed from: the codes, or real training samples."""
+    if source == "codes":
+        return checkpoint.codes, torch.arange(len(checkpoint.codes))
+    data = checkpoint.data
+    options = {**dict(data.get("options") or {}), "augment": False}
+    per_class = int(source.removeprefix("data")) if source != "data" else None
+    if per_class is not None:
+        options["max_train_per_class"] = per_class
+    train = load_dataset(data["name"], data_dir, **options).train
+    images, labels = zip(*loader(train, 256, shuffle=False))
+    return torch.cat(images), torch.cat(labels)
+
+
+def fisher_step(model_path: str, source: str, classes: str, data_dir: str, method: str,
+                out: str) -> None:
+    """Fisher of the forget and remaining classes, from the codes (Eq. 4) or from training data
+    ("data" = all of it, the oracle FIM of Sec. 4.3; "dataN" = N samples per class)."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+    remain = [c for c in range(checkpoint.num_classes) if c not in forget]
+    inputs, labels = _fisher_inputs(checkpoint, source, data_dir)
+    began = time.perf_counter()
+    f_forget, f_remain = class_fisher(checkpoint.model, inputs, labels, [forget, remain],
+                                      method=method)
+    seconds = time.perf_counter() - began
+    log.info("Fisher from %s (%d samples) in %.3fs", source, len(inputs), seconds)
+    payload = {"source": source, "forget_classes": forget, "num_samples": len(inputs),
+               "method": method, "seconds": seconds,
+               "forget": {n: t.cpu() for n, t in f_forget.items()},
+               "remain": {n: t.cpu() for n, t in f_remain.items()}}
+    atomic_write(out, lambda handle: torch.save(payload, handle))
+
+
+def load_fisher(path: str, device) -> tuple[dict, dict, dict]:
+    payload = torch.load(path, map_location=device, weights_only=True)
+    return payload["forget"], payload["remain"], payload
+
+
+# --- forgetting --------------------------------------------------------------------------------
+
+
+def _test_metrics(model, data: DataSplits, forget: Sequence[int]) -> dict:
+    out = predict(model, data.test)
+    metrics = forgetting_metrics(out["labels"], out["predictions"], forget, data.num_classes)
+    return {k: metrics[k] for k in ("A_R", "E_F", "accuracy", "per_class_accuracy")}
+
+
+def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float],
+                     lambda2s: Sequence[float], data_dir: str, out: str) -> None:
+    """Alg. 2 at every (lambda1, lambda2) of the grid: the code Fisher is read once, each point is
+    a perturbation, a sign choice on the codes and an evaluation on the test split."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    f_forget, f_remain, payload = load_fisher(fisher_path, device)
+    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
+                          fisher=(f_forget, f_remain))
+    data = _test_data(checkpoint, data_dir)
+    began = time.perf_counter()
+    rows = forget_grid(forgetter, [(l1, l2) for l1 in lambda1s for l2 in lambda2s],
+                       lambda model: {k: v for k, v in _test_metrics(
+                           model, data, forgetter.forget).items() if k in ("A_R", "E_F")})
+    log.info("%d grid points in %.1fs", len(rows), time.perf_counter() - began)
+    write_csv(out, rows)
+
+
+def choose_lambda_step(setting, grid_paths: Sequence[str], out: str) -> None:
+    """The lambdas every forget job of a benchmark uses: fixed by the config, or the grid point
+    with the highest mean A_R + E_F over the seeds' grids (App. A)."""
+    if setting != "select":
+        lambda1, lambda2 = setting
+        write_json(out, {"lambda1": lambda1, "lambda2": lambda2, "selected": False})
+        return
+    totals: dict[tuple[float, float], list[float]] = {}
+    for path in grid_paths:
+        for row in read_csv(path):
+            key = (float(row["lambda1"]), float(row["lambda2"]))
+            totals.setdefault(key, []).append(float(row["A_R"]) + float(row["E_F"]))
+    counts = {len(v) for v in totals.values()}
+    if not totals or counts != {len(grid_paths)}:
+        raise MnemuError("the lambda grids of the seeds differ or are empty; rerun lambda_grid")
+    # Highest mean score; ties go to the smallest lambdas (the gentlest perturbation).
+    (lambda1, lambda2), scores = max(
+        totals.items(), key=lambda kv: (sum(kv[1]) / len(kv[1]), -kv[0][0], -kv[0][1]))
+    log.info("selected lambda1 %g, lambda2 %g (mean A_R + E_F %.2f over %d seeds)", lambda1,
+             lambda2, sum(scores) / len(scores), len(scores))
+    write_json(out, {"lambda1": lambda1, "lambda2": lambda2, "selected": True,
+                     "mean_score": sum(scores) / len(scores), "grids": list(grid_paths)})
+
+
+def forget_step(model_path: str, lambda_path: str, classes: str, method: str, data_dir: str,
+                out_metrics: str, out_model: str) -> None:
+    """Alg. 2 at the chosen lambdas, timed, with test A_R / E_F before and after."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+    lambdas = json.loads(Path(lambda_path).read_text())
+    data = _test_data(checkpoint, data_dir)
+    before = _test_metrics(checkpoint.model, data, forget)
+    # Alg. 2 from scratch (code Fisher included), as a user would run it.
+    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget, method=method)
+    model, record = forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
+    after = _test_metrics(model, data, forget)
+    log.info("forgot %s with lambda1 %g, lambda2 %g in %.3fs: A_R %.2f -> %.2f, E_F %.2f -> %.2f",
+             forget, lambdas["lambda1"], lambdas["lambda2"], record["seconds"]["total"],
+             before["A_R"], after["A_R"], before["E_F"], after["E_F"])
+    Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data,
+               checkpoint.training, record).save(out_model)
+    write_json(out_metrics, {
+        "forget_classes": forget, "before": before, "after": after,
+        "lambda1": record["lambda1"], "lambda2": record["lambda2"], "sign": record["sign"],
+        "tie": record["tie"], "code_scores": record["code_scores"], "seconds": record["seconds"],
+        "alpha": record["alpha"], "fisher_method": record["fisher_method"], "device": str(device),
+    })

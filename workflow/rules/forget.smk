@@ -1,0 +1,75 @@
+# Forgetting (Alg. 2): the lambda grid of a model (one code Fisher, then perturb + evaluate at
+# each point), the lambdas each benchmark uses, and the timed forget step itself.
+
+
+rule lambda_grid:
+    input:
+        model=f"{MODEL_DIR}/model.pt",
+        fisher=f"{MODEL_DIR}/fisher/codes_forget{{classes}}.pt",
+    output:
+        f"{MODEL_DIR}/grid_forget{{classes}}.csv",
+    log:
+        f"{LOGS}/lambda_grid/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lambda_grid/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.tsv"
+    conda:
+        "../../envs/mnemu.yaml"
+    threads: resource("forget", "threads")
+    resources:
+        gpu=resource("forget", "gpu"),
+        mem_mb=resource("forget", "mem_mb"),
+        runtime=resource("forget", "runtime"),
+    params:
+        lambda1=config["lambda1_grid"],
+        lambda2=config["lambda2_grid"],
+        data_dir=config["data_dir"],
+    script:
+        "../../scripts/lambda_grid.py"
+
+
+rule choose_lambda:
+    input:
+        grids=lambda_grids,
+    output:
+        f"{RESULTS}/{{bench}}/lambda.json",
+    log:
+        f"{LOGS}/choose_lambda/{{bench}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/choose_lambda/{{bench}}.tsv"
+    localrule: True
+    conda:
+        "../../envs/mnemu.yaml"
+    threads: resource("light", "threads")
+    resources:
+        gpu=resource("light", "gpu"),
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        setting=lambda wc: BENCHMARKS[wc.bench]["lambda"],
+    script:
+        "../../scripts/choose_lambda.py"
+
+
+rule forget:
+    input:
+        model=f"{MODEL_DIR}/model.pt",
+        lambdas=f"{RESULTS}/{{bench}}/lambda.json",
+    output:
+        metrics=f"{MODEL_DIR}/forget{{classes}}/metrics.json",
+        model=f"{MODEL_DIR}/forget{{classes}}/model.pt",
+    log:
+        f"{LOGS}/forget/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/forget/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.tsv"
+    conda:
+        "../../envs/mnemu.yaml"
+    threads: resource("forget", "threads")
+    resources:
+        gpu=resource("forget", "gpu"),
+        mem_mb=resource("forget", "mem_mb"),
+        runtime=resource("forget", "runtime"),
+    params:
+        method=config["fisher_method"],
+        data_dir=config["data_dir"],
+    script:
+        "../../scripts/forget.py"
