@@ -7,6 +7,8 @@ Files are written to a temporary name and renamed, so a crash never leaves a hal
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +78,16 @@ def read_checkpoint_dict(path: str | Path) -> dict:
         raise MnemuError(f"checkpoint {path} does not exist; train a model first (mnemu train)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise MnemuError(
+            f"checkpoint {path} holds pickled Python objects, which mnemu does not load (loading "
+            f"them could run code); save only tensors and plain values, as mnemu.Checkpoint does"
+        ) from None
     except Exception as err:  # torch raises several types for truncated/foreign files
-        reason = str(err).splitlines()[0][:120]
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[0][:120]
         raise MnemuError(
             f"checkpoint {path} cannot be read ({reason}); it is truncated, corrupted or not a "
-            f"weights-only torch file: copy it again or retrain"
+            f"torch file: copy it again or retrain"
         ) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise MnemuError(

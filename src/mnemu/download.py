@@ -93,6 +93,8 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
                 continue
             os.replace(tmp, dest)
             return dest
+        except urllib.error.HTTPError as err:
+            errors.append(f"{url}: HTTP {err.code} {err.reason}")
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             errors.append(f"{url}: {getattr(err, 'reason', err)}")
         finally:

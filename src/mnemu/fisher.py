@@ -18,7 +18,15 @@ give every per-sample gradient. Three ways to get them, all exact:
 ``loop``
     one batch-1 backward per sample: the authors' way, and the reference the tests compare to.
 
-``benchmarks/forget_time.py`` measures them and the whole forget step.
+``benchmarks/forget_time.py`` measures them and the whole forget step: on a 2-core CPU ``hooks``
+beat the loop by about 2x and BackPACK's ``SumGradSquared`` by about 10x, and Opacus does not take
+BatchNorm layers at all, so the hand-written hooks earn their place.
+
+The hooks take the first dimension of every supported layer's input for the sample dimension. A
+layer that sees sequence-first input ``[T, N, D]`` is caught when T differs from the number of
+samples (it goes to the fallback), but not when T happens to equal it; parameters used outside
+their module's forward (weights tied through a functional call) are not seen either. Use
+``method="vmap"`` for such models.
 """
 
 from __future__ import annotations
