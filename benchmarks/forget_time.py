@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import mnemu
-from mnemu.fisher import sum_squared_grads
+from mnemu.fisher import default_chunk_size, sum_squared_grads
 
 
 def timed(fn, device, repeats):
@@ -138,7 +138,7 @@ def check_exactness(args, device) -> dict:
 def measure(args, num_classes, device, methods) -> dict:
     model, codes, labels = build(args, num_classes, device)
     weights = group_weights(num_classes).to(device)
-    chunk = args.chunk_size
+    chunk = args.chunk_size or default_chunk_size(codes[0].numel(), device)
 
     def floor():
         model.zero_grad()
@@ -175,7 +175,8 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=None, help="resnet18_cifar width (default 64)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="codes per batched pass (default: the library's choice)")
     parser.add_argument("--methods", nargs="+", default=list(CANDIDATES),
                         help="Fisher methods to time (at C > 100 only hooks unless --all)")
     parser.add_argument("--all", action="store_true", help="time every method at every size")

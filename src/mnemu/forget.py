@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import MnemuError
-from .fisher import class_fisher
+from .fisher import class_fisher, default_chunk_size
 
 #: The authors start their Fisher accumulators at 1e-16, which keeps eta finite where both
 #: Fisher values vanish (eta is then 1).
@@ -69,7 +69,7 @@ class Forgetter:
         num_classes: int | None = None,
         fisher: tuple[dict, dict] | None = None,
         method: str = "hooks",
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         eps: float = EPS,
     ):
         self.model = model
@@ -80,12 +80,12 @@ class Forgetter:
         self.remain = [c for c in range(self.num_classes) if c not in self.forget
                        and bool((self.labels == c).any())]
         self.inputs = inputs
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or default_chunk_size(inputs[0].numel(), self.device)
         self.method = method if fisher is None else "given"
         began = time.perf_counter()
         if fisher is None:
             f_forget, f_remain = class_fisher(model, inputs, self.labels, [self.forget, self.remain],
-                                              method=method, chunk_size=chunk_size)
+                                              method=method, chunk_size=self.chunk_size)
         else:  # the caller's tensors: work on copies
             f_forget = {n: t.clone() for n, t in fisher[0].items()}
             f_remain = fisher[1]
@@ -199,7 +199,7 @@ def forget(
     lambda2: float,
     *,
     method: str = "hooks",
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
 ) -> tuple[nn.Module, dict]:
     """Make ``model`` forget ``forget_classes`` using its mnemonic ``codes`` (one per class).
 

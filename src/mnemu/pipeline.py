@@ -33,8 +33,9 @@ log = logging.getLogger("mnemu")
 def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
     """Run a workflow step with its log going to ``log_path`` and ``threads`` CPU threads.
 
-    A :class:`MnemuError` is logged as one line and re-raised, so the job fails with the reason in
-    its log and nothing half-written is left behind (outputs are written atomically).
+    A :class:`MnemuError` is logged as one line, anything else with its traceback, and re-raised:
+    the job fails with the reason in its log, and nothing half-written is left behind (outputs
+    are written atomically).
     """
     torch.set_num_threads(max(1, int(threads)))
     handlers = [logging.StreamHandler(sys.stderr)]
@@ -49,6 +50,9 @@ def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
         yield
     except MnemuError as err:
         log.error("%s", err)
+        raise
+    except Exception:
+        log.exception("the step failed")
         raise
     finally:
         logging.shutdown()
