@@ -236,7 +236,7 @@ def test_sign_rule_with_scripted_scores(monkeypatch, plus, minus, sign, tie):
 
 def test_forget_several_classes_and_the_record():
     model = identity_model(4)
-    codes, labels = one_hot_codes(4), torch.arange(4)
+    codes = one_hot_codes(4)
     before = state(model)
     forgotten, record = forget(model, codes, [2, 0, 2], lambda1=1.0, lambda2=10.0)
     assert_same_state(state(model), before)

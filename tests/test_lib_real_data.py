@@ -6,11 +6,8 @@ from __future__ import annotations
 import importlib
 import time
 
-import pytest
 import torch
 
-import mnemu
-import mnemu.data
 from mnemu import Forgetter, TrainSettings, evaluate, forget_grid, load_dataset, train_checkpoint
 
 forget_module = importlib.import_module("mnemu.forget")  # ``mnemu.forget`` is the function

@@ -114,15 +114,14 @@ def _over_positions(t: torch.Tensor) -> torch.Tensor:
 
 def _batchnorm_grads(module: nn.modules.batchnorm._BatchNorm, a, g) -> dict:
     # With running statistics x_hat = (a - mean) / std per channel, so sum(g * x_hat) over the
-    # positions is (sum(g * a) - mean * sum(g)) / std: no activation-sized temporaries.
-    n, c = a.shape[:2]
-    g_flat, a_flat = g.reshape(n * c, 1, -1), a.reshape(n * c, -1, 1)
-    sum_g = g_flat.sum(-1).view(n, c)
+    # positions is (sum(g * a) - mean * sum(g)) / std: one pass, no normalised copy of the input.
+    g_flat = g.flatten(2) if g.dim() > 2 else g.unsqueeze(2)
+    a_flat = a.flatten(2) if a.dim() > 2 else a.unsqueeze(2)
+    sum_g = g_flat.sum(-1)
     grads = {}
     if module.weight is not None:
-        sum_ga = torch.bmm(g_flat, a_flat).view(n, c)
         std = (module.running_var + module.eps).sqrt()
-        grads["weight"] = (sum_ga - module.running_mean * sum_g) / std
+        grads["weight"] = ((g_flat * a_flat).sum(-1) - module.running_mean * sum_g) / std
     if module.bias is not None:
         grads["bias"] = sum_g
     return grads

@@ -23,7 +23,7 @@ from .errors import MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
-from .metrics import evaluate, predict, forgetting_metrics
+from .metrics import evaluate
 from .train import TrainSettings, default_device, train_checkpoint
 
 log = logging.getLogger("mnemu")
@@ -170,8 +170,7 @@ def load_fisher(path: str, device) -> tuple[dict, dict, dict]:
 
 
 def _test_metrics(model, data: DataSplits, forget: Sequence[int]) -> dict:
-    out = predict(model, data.test)
-    metrics = forgetting_metrics(out["labels"], out["predictions"], forget, data.num_classes)
+    metrics = evaluate(model, data.test, forget, data.num_classes)
     return {k: metrics[k] for k in ("A_R", "E_F", "accuracy", "per_class_accuracy")}
 
 

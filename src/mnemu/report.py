@@ -13,8 +13,6 @@ from pathlib import Path
 
 from .files import atomic_write, atomic_write_text, read_csv, write_csv
 
-METRIC_NAMES = {"A_R": "A_R ↑", "E_F": "E_F ↑", "accuracy": "test accuracy"}
-
 
 # --- summaries ---------------------------------------------------------------------------------
 
