@@ -49,6 +49,22 @@ class Checkpoint:
     def class_names(self) -> list[str]:
         return list(self.data.get("class_names") or [str(c) for c in range(self.num_classes)])
 
+    def dataset(self, root=None, name: str | None = None, **options):
+        """The data set this model was trained on (or ``name``), its recorded options updated by
+        ``options``; an error if its class count does not fit the model."""
+        from .data import load_dataset
+
+        name = name or self.data.get("name")
+        if not name:
+            raise MnemuError("the checkpoint does not say which data set it was trained on; "
+                             "name one (mnemu evaluate --dataset NAME)")
+        recorded = dict(self.data.get("options") or {}) if name == self.data.get("name") else {}
+        data = load_dataset(name, root, **{**recorded, **options})
+        if data.num_classes != self.num_classes:
+            raise MnemuError(f"data set {name} has {data.num_classes} classes but the model has "
+                             f"{self.num_classes}; pass the data options it was trained with")
+        return data
+
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,

@@ -6,6 +6,7 @@ Every command checks its input before it writes anything, and writes files atomi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -121,18 +122,7 @@ def _device_of(model):
 
 
 def _test_split(checkpoint, args):
-    from .data import load_dataset
-
-    name = args.dataset or checkpoint.data.get("name")
-    if not name:
-        raise MnemuError("the checkpoint does not say which data set it was trained on; pass --dataset")
-    options = dict(checkpoint.data.get("options") or {}) if not args.dataset else {}
-    options.update(_options(args.data_option))
-    data = load_dataset(name, args.data_root, **options)
-    if data.num_classes != checkpoint.num_classes:
-        raise MnemuError(f"data set {name} has {data.num_classes} classes but the model has "
-                         f"{checkpoint.num_classes}; pass the data options it was trained with")
-    return data
+    return checkpoint.dataset(args.data_root, args.dataset, **_options(args.data_option))
 
 
 def _evaluate(model, data, forget_classes, workers):
@@ -173,14 +163,14 @@ def cmd_grid(args) -> None:
     points = [(l1, l2) for l1 in args.lambda1 for l2 in args.lambda2]
     began = time.perf_counter()
 
+    done = itertools.count(1)
+
     def evaluate(model):
         metrics = _evaluate(model, data, args.forget_classes, args.workers)
-        done = len(rows_seen) + 1
-        rows_seen.append(metrics)
-        print(f"[{done}/{len(points)}] A_R {metrics['A_R']:.2f} E_F {metrics['E_F']:.2f}", flush=True)
+        print(f"[{next(done)}/{len(points)}] A_R {metrics['A_R']:.2f} E_F {metrics['E_F']:.2f}",
+              flush=True)
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"]}
 
-    rows_seen: list = []
     rows = forget_grid(forgetter, points, evaluate)
     best = max(rows, key=lambda r: r["A_R"] + r["E_F"])
     write_csv(out, rows)

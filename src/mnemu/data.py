@@ -607,7 +607,7 @@ def _relabel(class_names: list[str], classes):
 def prepare_dataset(name: str, root: str | Path | None = None, **options) -> dict:
     """Fetch and check a data set; return a small manifest (sizes, classes) for the record."""
     splits = load_dataset(name, root, **options)
-    counts = torch.bincount(_labels(splits.train), minlength=splits.num_classes)
+    counts = torch.bincount(splits.train.labels, minlength=splits.num_classes)
     return {
         "name": name,
         "train_size": len(splits.train),
@@ -617,7 +617,3 @@ def prepare_dataset(name: str, root: str | Path | None = None, **options) -> dic
         "class_names": splits.class_names,
         "train_per_class": counts.tolist(),
     }
-
-
-def _labels(dataset: Dataset) -> torch.Tensor:
-    return dataset.labels

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataSplits, load_dataset, loader, prepare_dataset
+from .data import DataSplits, loader, prepare_dataset
 from .errors import MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
@@ -66,11 +66,6 @@ def _device() -> torch.device:
     return device
 
 
-def _test_data(checkpoint: Checkpoint, data_dir: str | Path) -> DataSplits:
-    data = checkpoint.data
-    return load_dataset(data["name"], data_dir, **dict(data.get("options") or {}))
-
-
 def _parse_classes(tag: str) -> list[int]:
     return [int(c) for c in tag.split("+")]
 
@@ -110,7 +105,7 @@ def train_step(bench: dict, t_mix: float, codes: str, seed: int, data_dir: str, 
         bench["dataset"], bench["model"], settings, out_model, data_root=data_dir,
         data_options=bench.get("data_options") or {}, model_options=bench.get("model_options") or {},
         pretrained=bench.get("pretrained", False), device=device)
-    data = _test_data(checkpoint, data_dir)
+    data = checkpoint.dataset(data_dir)
     metrics = evaluate(checkpoint.model, data.test, [], data.num_classes)
     log.info("test accuracy %.2f%%", metrics["accuracy"])
     write_json(out_metrics, {
@@ -130,12 +125,10 @@ def _fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
     """Inputs and labels the Fisher is computed from: the codes, or real training samples."""
     if source == "codes":
         return checkpoint.codes, torch.arange(len(checkpoint.codes))
-    data = checkpoint.data
-    options = {**dict(data.get("options") or {}), "augment": False}
-    per_class = int(source.removeprefix("data")) if source != "data" else None
-    if per_class is not None:
-        options["max_train_per_class"] = per_class
-    train = load_dataset(data["name"], data_dir, **options).train
+    options = {"augment": False}
+    if source != "data":  # "dataN": the first N training samples of each class
+        options["max_train_per_class"] = int(source.removeprefix("data"))
+    train = checkpoint.dataset(data_dir, **options).train
     images, labels = zip(*loader(train, 256, shuffle=False))
     return torch.cat(images), torch.cat(labels)
 
@@ -183,7 +176,7 @@ def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float
     f_forget, f_remain, payload = load_fisher(fisher_path, device)
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
                           fisher=(f_forget, f_remain))
-    data = _test_data(checkpoint, data_dir)
+    data = checkpoint.dataset(data_dir)
     began = time.perf_counter()
     rows = forget_grid(forgetter, [(l1, l2) for l1 in lambda1s for l2 in lambda2s],
                        lambda model: {k: v for k, v in _test_metrics(
@@ -223,7 +216,7 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, da
     checkpoint = load_checkpoint(model_path, device)
     forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
     lambdas = json.loads(Path(lambda_path).read_text())
-    data = _test_data(checkpoint, data_dir)
+    data = checkpoint.dataset(data_dir)
     before = _test_metrics(checkpoint.model, data, forget)
     # Alg. 2 from scratch (code Fisher included), as a user would run it.
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget, method=method)

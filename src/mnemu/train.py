@@ -106,7 +106,7 @@ def train_with_codes(
         epochs = math.ceil(settings.steps / steps_per_epoch)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(epochs))
                  if settings.schedule == "cosine" else None)
-    fingerprint = _fingerprint(settings, len(train_set), codes, model, train_set)
+    fingerprint = _fingerprint(settings, codes, model, train_set)
     history, start = [], 0
     if state_path is not None and Path(state_path).exists():
         start, history = _resume(state_path, fingerprint, model, optimizer, scheduler)
@@ -115,9 +115,10 @@ def train_with_codes(
     step = start * steps_per_epoch
     for epoch in range(start, epochs):
         began = time.perf_counter()
-        _seed_everything(_epoch_seed(settings.seed, epoch))
-        shuffle = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 1)
-        mixing = torch.Generator().manual_seed(_epoch_seed(settings.seed, epoch) + 2)
+        seed = _epoch_seed(settings.seed, epoch)
+        _seed_everything(seed)
+        shuffle = torch.Generator().manual_seed(seed + 1)
+        mixing = torch.Generator().manual_seed(seed + 2)
         batches = loader(train_set, settings.batch_size, shuffle=True, generator=shuffle,
                          num_workers=settings.num_workers, pin_memory=device.type == "cuda")
         model.train()
@@ -157,14 +158,14 @@ def train_with_codes(
     return history
 
 
-def _fingerprint(settings: TrainSettings, size: int, codes: torch.Tensor,
-                 model: nn.Module | None = None, train_set: Dataset | None = None) -> str:
-    described = {**asdict(settings), "num_workers": None, "train_size": size,
-                 "codes": hashlib.sha256(codes.cpu().numpy().tobytes()).hexdigest()}
-    if model is not None:  # the architecture: a state for another model is not resumed
-        described["model"] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    if train_set is not None:  # the training data, not only its size
-        described["data"] = _data_digest(train_set)
+def _fingerprint(settings: TrainSettings, codes: torch.Tensor, model: nn.Module,
+                 train_set: Dataset) -> str:
+    """What a saved training state must match to be resumed: settings, codes, the architecture
+    and the training data."""
+    described = {**asdict(settings), "num_workers": None, "train_size": len(train_set),
+                 "codes": hashlib.sha256(codes.cpu().numpy().tobytes()).hexdigest(),
+                 "model": [[k, list(v.shape)] for k, v in model.state_dict().items()],
+                 "data": _data_digest(train_set)}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
