@@ -3,4 +3,9 @@
 from mnemu.pipeline import choose_lambda_step, job
 
 with job(snakemake.log[0], snakemake.threads):
-    choose_lambda_step(snakemake.params.setting, list(snakemake.input.grids), snakemake.output[0])
+    choose_lambda_step(
+        snakemake.wildcards.bench,
+        snakemake.params.setting,
+        list(snakemake.input.grids),
+        snakemake.output[0],
+    )

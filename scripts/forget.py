@@ -8,6 +8,7 @@ with job(snakemake.log[0], snakemake.threads):
         snakemake.input.lambdas,
         classes=snakemake.wildcards.classes,
         method=snakemake.params.method,
+        run=snakemake.params.run,
         data_dir=snakemake.params.data_dir,
         out_metrics=snakemake.output.metrics,
         out_model=snakemake.output.model,

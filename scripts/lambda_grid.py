@@ -8,6 +8,7 @@ with job(snakemake.log[0], snakemake.threads):
         snakemake.input.fisher,
         snakemake.params.lambda1,
         snakemake.params.lambda2,
+        run=snakemake.params.run,
         data_dir=snakemake.params.data_dir,
         out=snakemake.output[0],
     )

@@ -1,7 +1,6 @@
-"""Snakemake adapter: gather per-seed results into one tidy CSV (rule summarise)."""
+"""Snakemake adapter: gather per-run records into one tidy CSV (rule summarise)."""
 
-from mnemu.pipeline import job
-from mnemu.report import summarise
+from mnemu.pipeline import job, summarise_step
 
 with job(snakemake.log[0], snakemake.threads):
-    summarise(list(snakemake.input), snakemake.params.meta, snakemake.output[0])
+    summarise_step(list(snakemake.input), snakemake.output[0])

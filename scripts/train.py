@@ -5,9 +5,7 @@ from mnemu.pipeline import job, train_step
 with job(snakemake.log[0], snakemake.threads):
     train_step(
         snakemake.params.bench,
-        t_mix=float(snakemake.wildcards.tmix),
-        codes=snakemake.wildcards.codes,
-        seed=int(snakemake.wildcards.seed),
+        snakemake.params.run,
         data_dir=snakemake.params.data_dir,
         out_model=snakemake.output.model,
         out_metrics=snakemake.output.metrics,

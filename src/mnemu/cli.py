@@ -12,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+from .codes import DISTRIBUTIONS
+from .data import dataset_names
 from .errors import MnemuError
 from .files import write_csv, write_json
+from .fisher import METHODS
+from .models import model_names
 
 PAPER_LAMBDA1 = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 PAPER_LAMBDA2 = [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
@@ -54,9 +58,6 @@ def _print_epoch(record: dict) -> None:
 
 
 def cmd_datasets(args) -> None:
-    from .data import dataset_names
-    from .models import model_names
-
     print("data sets:", ", ".join(dataset_names()))
     print("models:   ", ", ".join(model_names()), "or timm:<name>")
 
@@ -153,6 +154,7 @@ def cmd_evaluate(args) -> None:
 
 def cmd_grid(args) -> None:
     from .forget import Forgetter, check_classes, forget_grid
+    from .lambdas import select_lambdas
 
     out = _check_out(args.out)
     checkpoint = _load(args.checkpoint, args.device)
@@ -172,7 +174,9 @@ def cmd_grid(args) -> None:
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"]}
 
     rows = forget_grid(forgetter, points, evaluate)
-    best = max(rows, key=lambda r: r["A_R"] + r["E_F"])
+    choice = select_lambdas([rows])
+    best = next(r for r in rows
+                if (r["lambda1"], r["lambda2"]) == (choice["lambda1"], choice["lambda2"]))
     write_csv(out, rows)
     print(f"{len(rows)} points in {time.perf_counter() - began:.1f}s (Fisher once: "
           f"{forgetter.fisher_seconds:.3f}s); best A_R + E_F at lambda1 {best['lambda1']:g}, "
@@ -209,11 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train with codes: each sample is replaced, with probability "
                        "t_mix, by its class's code. Defaults are the paper's (Appendix A). A "
                        "rerun after a crash resumes from the last finished epoch.")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True, help="mlp, resnet18_cifar, resnet18, ... or timm:<name>")
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(dataset_names())}")
+    p.add_argument("--model", required=True,
+                   help=f"one of {', '.join(model_names())}, or timm:<name>")
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--t-mix", type=float, default=0.1, help="code replacement probability (0.1)")
-    p.add_argument("--codes", choices=["uniform", "normal"], default="uniform",
+    p.add_argument("--codes", choices=DISTRIBUTIONS, default=DISTRIBUTIONS[0],
                    help="code distribution: uniform [0,1) as the authors' code, or N(0,1) as the text")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--steps", type=int, help="stop after this many optimiser steps (fine-tuning)")
@@ -238,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda2", type=float, required=True, help="paper: 10 MNIST, 1e4 CIFAR-10")
     p.add_argument("--out", required=True, help="checkpoint of the forgotten model")
     p.add_argument("--record", help="also write the forget record (JSON) here")
-    p.add_argument("--fisher-method", choices=["hooks", "vmap", "loop"], default="hooks")
+    p.add_argument("--fisher-method", choices=METHODS, default=METHODS[0])
     common(p, data=False)
     p.set_defaults(func=cmd_forget)
 
@@ -258,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda2", type=float, nargs="+", default=PAPER_LAMBDA2)
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--out", required=True, help="CSV of lambda1, lambda2, sign, A_R, E_F")
-    p.add_argument("--fisher-method", choices=["hooks", "vmap", "loop"], default="hooks")
+    p.add_argument("--fisher-method", choices=METHODS, default=METHODS[0])
     common(p)
     p.set_defaults(func=cmd_grid)
     return parser

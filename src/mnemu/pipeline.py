@@ -23,6 +23,7 @@ from .errors import MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
+from .lambdas import select_lambdas
 from .metrics import evaluate
 from .train import TrainSettings, default_device, train_checkpoint
 
@@ -94,11 +95,13 @@ def prepare_data_step(dataset: str, data_options: dict, data_dir: str, out: str,
 # --- training ----------------------------------------------------------------------------------
 
 
-def train_step(bench: dict, t_mix: float, codes: str, seed: int, data_dir: str, out_model: str,
-               out_metrics: str) -> None:
-    """Train one model with codes (Alg. 1) and record its test accuracy (Fig. 2)."""
+def train_step(bench: dict, run: dict, data_dir: str, out_model: str, out_metrics: str) -> None:
+    """Train one model with codes (Alg. 1) and record its test accuracy (Fig. 2).
+
+    ``run`` identifies the model (benchmark, t_mix, codes, seed): it is written into every record
+    this model's steps produce, so summaries need nothing but their input files."""
     allowed = {f.name for f in fields(TrainSettings)}
-    settings = TrainSettings(t_mix=t_mix, seed=seed, code_distribution=codes,
+    settings = TrainSettings(t_mix=run["t_mix"], seed=run["seed"], code_distribution=run["codes"],
                              **{k: v for k, v in bench["train"].items() if k in allowed})
     device = _device()
     checkpoint = train_checkpoint(
@@ -109,6 +112,7 @@ def train_step(bench: dict, t_mix: float, codes: str, seed: int, data_dir: str, 
     metrics = evaluate(checkpoint.model, data.test, [], data.num_classes)
     log.info("test accuracy %.2f%%", metrics["accuracy"])
     write_json(out_metrics, {
+        **run,
         "accuracy": metrics["accuracy"],
         "per_class_accuracy": metrics["per_class_accuracy"],
         "train_seconds": checkpoint.training["seconds"],
@@ -168,7 +172,7 @@ def _test_metrics(model, data: DataSplits, forget: Sequence[int]) -> dict:
 
 
 def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float],
-                     lambda2s: Sequence[float], data_dir: str, out: str) -> None:
+                     lambda2s: Sequence[float], run: dict, data_dir: str, out: str) -> None:
     """Alg. 2 at every (lambda1, lambda2) of the grid: the code Fisher is read once, each point is
     a perturbation, a sign choice on the codes and an evaluation on the test split."""
     device = _device()
@@ -182,35 +186,28 @@ def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float
                        lambda model: {k: v for k, v in _test_metrics(
                            model, data, forgetter.forget).items() if k in ("A_R", "E_F")})
     log.info("%d grid points in %.1fs", len(rows), time.perf_counter() - began)
-    write_csv(out, rows)
+    tag = classes_tag(forgetter.forget)
+    write_csv(out, [{**run, "forget": tag, **row} for row in rows])
 
 
-def choose_lambda_step(setting, grid_paths: Sequence[str], out: str) -> None:
+def choose_lambda_step(benchmark: str, setting, grid_paths: Sequence[str], out: str) -> None:
     """The lambdas every forget job of a benchmark uses: fixed by the config, or the grid point
     with the highest mean A_R + E_F over the seeds' grids (App. A)."""
     if setting != "select":
         lambda1, lambda2 = setting
-        write_json(out, {"lambda1": lambda1, "lambda2": lambda2, "selected": False})
+        write_json(out, {"benchmark": benchmark, "lambda1": lambda1, "lambda2": lambda2,
+                         "selected": False})
         return
-    totals: dict[tuple[float, float], list[float]] = {}
-    for path in grid_paths:
-        for row in read_csv(path):
-            key = (float(row["lambda1"]), float(row["lambda2"]))
-            totals.setdefault(key, []).append(float(row["A_R"]) + float(row["E_F"]))
-    counts = {len(v) for v in totals.values()}
-    if not totals or counts != {len(grid_paths)}:
-        raise MnemuError("the lambda grids of the seeds differ or are empty; rerun lambda_grid")
-    # Highest mean score; ties go to the smallest lambdas (the gentlest perturbation).
-    (lambda1, lambda2), scores = max(
-        totals.items(), key=lambda kv: (sum(kv[1]) / len(kv[1]), -kv[0][0], -kv[0][1]))
-    log.info("selected lambda1 %g, lambda2 %g (mean A_R + E_F %.2f over %d seeds)", lambda1,
-             lambda2, sum(scores) / len(scores), len(scores))
-    write_json(out, {"lambda1": lambda1, "lambda2": lambda2, "selected": True,
-                     "mean_score": sum(scores) / len(scores), "grids": list(grid_paths)})
+    choice = select_lambdas([read_csv(path) for path in grid_paths])
+    log.info("selected lambda1 %g, lambda2 %g (mean A_R + E_F %.2f over %d seeds)",
+             choice["lambda1"], choice["lambda2"], choice["mean_score"], len(grid_paths))
+    write_json(out, {"benchmark": benchmark, "lambda1": choice["lambda1"],
+                     "lambda2": choice["lambda2"], "selected": True,
+                     "mean_score": choice["mean_score"], "grids": list(grid_paths)})
 
 
-def forget_step(model_path: str, lambda_path: str, classes: str, method: str, data_dir: str,
-                out_metrics: str, out_model: str) -> None:
+def forget_step(model_path: str, lambda_path: str, classes: str, method: str, run: dict,
+                data_dir: str, out_metrics: str, out_model: str) -> None:
     """Alg. 2 at the chosen lambdas, timed, with test A_R / E_F before and after."""
     device = _device()
     checkpoint = load_checkpoint(model_path, device)
@@ -228,8 +225,44 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, da
     Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data,
                checkpoint.training, record).save(out_model)
     write_json(out_metrics, {
-        "forget_classes": forget, "before": before, "after": after,
+        **run, "forget": classes_tag(forget), "forget_classes": forget,
+        "before": before, "after": after,
         "lambda1": record["lambda1"], "lambda2": record["lambda2"], "sign": record["sign"],
         "tie": record["tie"], "code_scores": record["code_scores"], "seconds": record["seconds"],
         "alpha": record["alpha"], "fisher_method": record["fisher_method"], "device": str(device),
     })
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+
+def classes_tag(classes: Sequence[int]) -> str:
+    """[2, 0] -> "0+2": the one spelling of a class set in paths and records."""
+    return "+".join(str(c) for c in sorted(classes))
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict:
+    """Nested dicts -> dotted keys; lists are dropped (per-class vectors stay in the JSON)."""
+    flat = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        elif not isinstance(value, list):
+            flat[name] = value
+    return flat
+
+
+def summarise_step(files: Sequence[str], out: str) -> None:
+    """One tidy CSV from per-run JSON records and CSV tables: each record carries its own
+    identity (benchmark, t_mix, codes, seed, forget classes), so the files are all it needs."""
+    rows = []
+    for path in files:
+        if str(path).endswith(".json"):
+            rows.append(_flatten(json.loads(Path(path).read_text())))
+        else:
+            rows.extend(read_csv(path))
+    if not rows:
+        raise MnemuError(f"nothing to summarise into {out}: no input rows")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    write_csv(out, [{c: row.get(c, "") for c in columns} for row in rows])

@@ -1,20 +1,24 @@
-# The paper's figures (PDF and PNG) and tables (CSV and Markdown), named as the paper names them.
-# Each lists its drawing code as an input, so restyling reruns only the artefact.
+# The paper's figures (PDF and PNG) and tables (CSV and Markdown), named as the paper names them,
+# each drawn by its own module of mnemu.artefacts (the catalogue says which), listed as an input.
 
 
-rule fig2:
+rule figure:
     input:
-        summary=f"{RESULTS}/summaries/accuracy_vs_tmix.csv",
-        code="src/mnemu/report.py",
+        unpack(artefact_inputs),
     output:
         pdf=report(
-            f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figures"
+            f"{FIGURES}/{{artefact}}.pdf",
+            caption="../report/artefact.rst",
+            category="Figures",
+            labels={"artefact": "{artefact}"},
         ),
-        png=f"{FIGURES}/fig2.png",
+        png=f"{FIGURES}/{{artefact}}.png",
     log:
-        f"{LOGS}/figures/fig2.log",
+        f"{LOGS}/figures/{{artefact}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figures/fig2.tsv"
+        f"{RESULTS}/benchmarks/figures/{{artefact}}.tsv"
+    wildcard_constraints:
+        artefact="|".join(artefacts_of("figure")),
     localrule: True
     conda:
         "../../envs/mnemu.yaml"
@@ -25,59 +29,28 @@ rule fig2:
         runtime=resource("light", "runtime"),
     params:
         benchmarks=config["benchmarks"],
+        caption=lambda wc: ARTEFACTS[wc.artefact].caption,
     script:
-        "../../scripts/fig_accuracy_vs_tmix.py"
-
-
-rule lambda_sweep_figure:
-    input:
-        summary=lambda wc: f"{RESULTS}/summaries/lambda_grid_{SWEEP_FIGURES[wc.figure]}.csv",
-        code="src/mnemu/report.py",
-    output:
-        pdf=report(
-            f"{FIGURES}/{{figure}}.pdf",
-            caption="../report/lambda_sweep.rst",
-            category="Figures",
-        ),
-        png=f"{FIGURES}/{{figure}}.png",
-    log:
-        f"{LOGS}/figures/{{figure}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{figure}}.tsv"
-    wildcard_constraints:
-        figure="|".join(SWEEP_FIGURES) or "^$",
-    localrule: True
-    conda:
-        "../../envs/mnemu.yaml"
-    threads: resource("light", "threads")
-    resources:
-        gpu=resource("light", "gpu"),
-        mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
-    params:
-        benchmark=lambda wc: BENCHMARKS[SWEEP_FIGURES[wc.figure]],
-    script:
-        "../../scripts/fig_lambda_sweep.py"
+        "../../scripts/draw.py"
 
 
 rule table:
     input:
-        summary=lambda wc: f"{RESULTS}/summaries/{TABLE_SUMMARY[wc.table]}.csv",
-        paper="config/paper_results.yaml",
-        code="src/mnemu/report.py",
+        unpack(artefact_inputs),
     output:
         csv=report(
-            f"{FIGURES}/{{table}}.csv",
-            caption="../report/tables.rst",
+            f"{FIGURES}/{{artefact}}.csv",
+            caption="../report/artefact.rst",
             category="Tables",
+            labels={"artefact": "{artefact}"},
         ),
-        md=f"{FIGURES}/{{table}}.md",
+        md=f"{FIGURES}/{{artefact}}.md",
     log:
-        f"{LOGS}/tables/{{table}}.log",
+        f"{LOGS}/tables/{{artefact}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tables/{{table}}.tsv"
+        f"{RESULTS}/benchmarks/tables/{{artefact}}.tsv"
     wildcard_constraints:
-        table="|".join(TABLES),
+        artefact="|".join(artefacts_of("table")),
     localrule: True
     conda:
         "../../envs/mnemu.yaml"
@@ -88,5 +61,6 @@ rule table:
         runtime=resource("light", "runtime"),
     params:
         benchmarks=config["benchmarks"],
+        caption=lambda wc: ARTEFACTS[wc.artefact].caption,
     script:
-        "../../scripts/make_table.py"
+        "../../scripts/draw.py"

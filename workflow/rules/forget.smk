@@ -22,6 +22,7 @@ rule lambda_grid:
     params:
         lambda1=config["lambda1_grid"],
         lambda2=config["lambda2_grid"],
+        run=run_of,
         data_dir=config["data_dir"],
     script:
         "../../scripts/lambda_grid.py"
@@ -70,6 +71,7 @@ rule forget:
         runtime=resource("forget", "runtime"),
     params:
         method=config["fisher_method"],
+        run=run_of,
         data_dir=config["data_dir"],
     script:
         "../../scripts/forget.py"

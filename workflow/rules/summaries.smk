@@ -20,7 +20,5 @@ rule summarise:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
-    params:
-        meta=summary_meta,
     script:
         "../../scripts/summarise.py"

@@ -21,6 +21,7 @@ rule train:
         runtime=resource("train", "runtime"),
     params:
         bench=train_params,
+        run=run_of,
         data_dir=config["data_dir"],
     script:
         "../../scripts/train.py"

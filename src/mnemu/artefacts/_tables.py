@@ -1,0 +1,125 @@
+"""How the paper's tables are laid out: mean ± std per cell, the paper's number beside ours.
+
+A table is computed from one tidy summary CSV (one row per run). Two layouts: method rows x data
+set columns (Tables 2 and 3), and group rows (a t_mix, a forget class, ...) x (data set, metric)
+columns (Tables 5 and 8).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+import yaml
+
+from ..files import atomic_write_text, read_csv, write_csv
+
+
+def stats(values) -> dict:
+    """Mean, sample standard deviation (0 for one value) and count."""
+    values = [float(v) for v in values]
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def paper_value(paper: Mapping, *keys) -> str | None:
+    """The paper's number at ``paper[k1][k2]...`` (keys compared as text: 0.1, 1, "MNIST")."""
+    node = paper
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = next((v for k, v in node.items() if str(k) == str(key)), None)
+    if node is None or isinstance(node, Mapping):
+        return None
+    return f"{node[0]:g} ± {node[1]:g}" if isinstance(node, list) else f"{node:g}"
+
+
+def read_paper(inputs: Mapping, key: str) -> dict:
+    with open(inputs["paper"]) as handle:
+        return (yaml.safe_load(handle) or {}).get(key, {})
+
+
+def _record(row, bench, metric, values, paper_ref):
+    cell = stats(values) if values else {"mean": "", "std": "", "n": 0}
+    return {"row": row, "benchmark": bench["id"], "metric": metric, **cell,
+            "paper": paper_ref or ""}
+
+
+def method_table(summary: str, benchmarks: Sequence[dict], paper: Mapping,
+                 rows: Sequence[tuple[str, str]]) -> list[dict]:
+    """One record per (method row, benchmark): ``rows`` are (row name, summary column)."""
+    runs = read_csv(summary)
+    records = []
+    for name, column in rows:
+        for bench in benchmarks:
+            values = [r[column] for r in runs if r["benchmark"] == bench["id"]]
+            ref = paper_value(paper, name, bench["paper_column"]) if bench.get("paper_column") \
+                else None
+            records.append(_record(name, bench, column, values, ref))
+    return records
+
+
+def group_table(summary: str, benchmarks: Sequence[dict], paper: Mapping, group: str,
+                metrics: Sequence[tuple[str, str]]) -> list[dict]:
+    """One record per (value of ``group``, benchmark, metric): ``metrics`` are (summary column,
+    shown name); the paper's number is looked up as paper[group value][column][metric]."""
+    runs = read_csv(summary)
+    records = []
+    for value in sorted({r[group] for r in runs}, key=_group_key):
+        for bench in benchmarks:
+            for column, label in metrics:
+                values = [r[column] for r in runs
+                          if r["benchmark"] == bench["id"] and r[group] == value]
+                ref = (paper_value(paper, value, bench["paper_column"], column.split(".")[-1])
+                       if bench.get("paper_column") else None)
+                records.append(_record(value, bench, label, values, ref))
+    return records
+
+
+def _group_key(value: str):
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+def lambda_notes(summary: str) -> list[str]:
+    runs = read_csv(summary)
+    used = sorted({(r["benchmark"], r["lambda1"], r["lambda2"]) for r in runs if r.get("lambda1")})
+    return [f"lambda1 = {l1}, lambda2 = {l2} for {b}." for b, l1, l2 in used]
+
+
+def write_table(records: list[dict], outputs: Mapping, title: str, benchmarks: Sequence[dict],
+                group: str | None = None, notes: Sequence[str] = ()) -> None:
+    """The records as CSV, and as Markdown with the paper's values in parentheses."""
+    write_csv(outputs["csv"], records)
+    atomic_write_text(outputs["md"], markdown(records, title, benchmarks, group, notes))
+
+
+def markdown(records: list[dict], title: str, benchmarks: Sequence[dict], group: str | None,
+             notes: Sequence[str]) -> str:
+    labels = {b["id"]: b["label"] + (f" [paper: {b['paper_column']}]" if b.get("paper_column")
+                                     else "") for b in benchmarks}
+    metrics = list(dict.fromkeys(r["metric"] for r in records))
+    header = [group or ""]
+    for bench in benchmarks:
+        header += ([labels[bench["id"]]] if group is None
+                   else [f"{labels[bench['id']]} {m}" for m in metrics])
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells_of = {(r["row"], r["benchmark"], r["metric"] if group else None): r for r in records}
+    for row in dict.fromkeys(r["row"] for r in records):
+        cells = [str(row)]
+        for bench in benchmarks:
+            for metric in (metrics if group else [None]):
+                r = cells_of.get((row, bench["id"], metric))
+                if r is None or r["n"] == 0:
+                    cells.append("—")
+                    continue
+                cell = f"{r['mean']:.1f} ± {r['std']:.1f}"
+                cells.append(cell + (f" (paper {r['paper']})" if r["paper"] else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = sorted({r["n"] for r in records if r["n"]})
+    lines += ["", f"Seeds per cell: {', '.join(map(str, seeds)) or '—'}. "
+              "Values in percent; paper values in parentheses where the column has one."]
+    lines += list(notes)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""The artefact catalogue and its drawing modules, called directly on hand-made summaries."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnemu.artefacts import ARTEFACTS, FORMATS, by_id, catalogue, draw, module_path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = [{"id": "a", "label": "A", "paper_column": "MNIST"},
+              {"id": "b", "label": "B"}]
+
+
+def write_rows(path: Path, rows: list[dict]) -> str:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def outputs(tmp_path, artefact):
+    return {ext: str(tmp_path / f"{artefact.id}.{ext}") for ext in artefact.formats}
+
+
+def test_catalogue_is_consistent():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    artefacts = catalogue(config)
+    ids = [a.id for a in artefacts]
+    assert len(ids) == len(set(ids))
+    assert {"fig2", "fig6", "fig7", "fig8", "fig9", "table2", "table3", "table5", "table8"} <= set(ids)
+    for a in artefacts:
+        assert a.kind in FORMATS and a.caption and a.paper
+        assert module_path(a).is_file() and (ROOT / a.code).is_file()
+        assert callable(importlib.import_module(f"mnemu.artefacts.{a.module}").draw)
+    # One module per artefact, except the one kind of figure the config instantiates per benchmark.
+    modules = [a.module for a in ARTEFACTS]
+    assert len(modules) == len(set(modules))
+    assert by_id(config)["fig7"].options == {"benchmark": "cifar10"}
+
+
+def forget_runs():
+    rows = []
+    for bench, values in (("a", [(80.0, 10.0, 90.0, 100.0), (82.0, 20.0, 91.0, 99.0)]),
+                          ("b", [(70.0, 5.0, 60.0, 100.0), (74.0, 7.0, 66.0, 98.0), (71.0, 6.0, 62.0, 97.0)])):
+        for seed, (ar0, ef0, ar1, ef1) in enumerate(values):
+            rows.append({"benchmark": bench, "t_mix": 0.1, "codes": "uniform", "seed": seed,
+                         "forget": "0", "before.A_R": ar0, "before.E_F": ef0,
+                         "after.A_R": ar1, "after.E_F": ef1, "lambda1": 0.001, "lambda2": 10.0})
+    return rows
+
+
+def test_table2_cells_are_mean_and_sample_std_with_the_papers_number(tmp_path):
+    summary = write_rows(tmp_path / "forget_main.csv", forget_runs())
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"table2": {"Ours": {"MNIST": [95.9, 0.1]}}}))
+    artefact = by_id({"benchmarks": BENCHMARKS})["table2"]
+    out = outputs(tmp_path, artefact)
+    draw(artefact, {"summaries": [summary], "paper": str(paper)}, out, BENCHMARKS)
+    cells = {(r["row"], r["benchmark"]): r for r in csv.DictReader(open(out["csv"]))}
+    ours_b = cells[("Ours", "b")]
+    assert float(ours_b["mean"]) == pytest.approx(statistics.fmean([60, 66, 62]))
+    assert float(ours_b["std"]) == pytest.approx(statistics.stdev([60, 66, 62]))  # sample std
+    assert float(cells[("Before forgetting", "a")]["mean"]) == pytest.approx(81.0)
+    assert cells[("Ours", "a")]["paper"] == "95.9 ± 0.1" and cells[("Ours", "b")]["paper"] == ""
+    md = Path(out["md"]).read_text()
+    assert "| Ours | 90.5 ± 0.7 (paper 95.9 ± 0.1) | 62.7 ± 3.1 |" in md
+    assert "Seeds per cell: 2, 3." in md and "lambda1 = 0.001, lambda2 = 10.0 for a." in md
+
+
+def test_table8_groups_by_forget_class(tmp_path):
+    rows = []
+    for forget, values in (("1", [50.0, 60.0]), ("2", [70.0, 90.0])):
+        for seed, after in enumerate(values):
+            rows.append({"benchmark": "a", "seed": seed, "forget": forget, "after.A_R": after,
+                         "after.E_F": 100.0 - seed})
+    summary = write_rows(tmp_path / "other.csv", rows)
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"table8": {1: {"MNIST": {"A_R": 95.4, "E_F": 100}}}}))
+    artefact = by_id({"benchmarks": BENCHMARKS})["table8"]
+    out = outputs(tmp_path, artefact)
+    draw(artefact, {"summaries": [summary], "paper": str(paper)}, out, BENCHMARKS[:1])
+    cells = {(r["row"], r["metric"]): r for r in csv.DictReader(open(out["csv"]))}
+    assert float(cells[("2", "A_R")]["mean"]) == pytest.approx(80.0)
+    assert float(cells[("2", "A_R")]["std"]) == pytest.approx(statistics.stdev([70, 90]))
+    assert cells[("1", "A_R")]["paper"] == "95.4" and cells[("2", "A_R")]["paper"] == ""
+
+
+def test_a_missing_benchmark_is_a_dash_not_a_blank(tmp_path):
+    summary = write_rows(tmp_path / "forget_main.csv", [r for r in forget_runs() if r["benchmark"] == "a"])
+    paper = tmp_path / "paper.yaml"
+    paper.write_text("{}\n")
+    artefact = by_id({"benchmarks": BENCHMARKS})["table3"]
+    out = outputs(tmp_path, artefact)
+    draw(artefact, {"summaries": [summary], "paper": str(paper)}, out, BENCHMARKS)
+    assert "| Ours | 99.5 ± 0.7 | — |" in Path(out["md"]).read_text()
+
+
+def test_figures_are_drawn_as_pdf_and_png(tmp_path):
+    train = write_rows(tmp_path / "acc.csv", [
+        {"benchmark": "a", "t_mix": t, "seed": s, "accuracy": 90 - 10 * t + s}
+        for t in (0.0, 0.5) for s in (0, 1)])
+    config = {"benchmarks": BENCHMARKS, "lambda_sweep_figures": [{"figure": "fig6", "benchmark": "a"}]}
+    fig2 = by_id(config)["fig2"]
+    draw(fig2, {"summaries": [train]}, outputs(tmp_path, fig2), BENCHMARKS)
+    grid = write_rows(tmp_path / "grid.csv", [
+        {"benchmark": "a", "seed": s, "lambda1": l1, "lambda2": l2, "A_R": 80 - l1, "E_F": 50 + l2}
+        for s in (0, 1) for l1 in (1e-3, 1e-2) for l2 in (1.0, 10.0)])
+    lambdas = tmp_path / "lambda.json"
+    lambdas.write_text(json.dumps({"benchmark": "a", "lambda1": 1e-3, "lambda2": 10.0,
+                                   "selected": True}))
+    fig6 = by_id(config)["fig6"]
+    out = outputs(tmp_path, fig6)
+    draw(fig6, {"summaries": [grid], "lambdas": str(lambdas)}, out, BENCHMARKS)
+    for path in [*outputs(tmp_path, fig2).values(), *out.values()]:
+        head = Path(path).read_bytes()[:5]
+        assert head in (b"%PDF-", b"\x89PNG\r"), path

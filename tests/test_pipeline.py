@@ -1,0 +1,129 @@
+"""The workflow's steps (mnemu.pipeline), called directly as the Snakemake scripts call them:
+each record carries its run's identity, and a summary needs nothing but its input files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from mnemu import MnemuError, load_checkpoint
+from mnemu.pipeline import (choose_lambda_step, classes_tag, fisher_step, forget_step,
+                            lambda_grid_step, prepare_data_step, summarise_step, train_step)
+
+BENCH = {"dataset": "synthetic",
+         "data_options": {"num_classes": 4, "image_shape": [1, 8, 8], "train_per_class": 40,
+                          "test_per_class": 20, "seed": 0},
+         "model": "mlp", "model_options": {"hidden": 32}, "pretrained": False,
+         "train": {"epochs": 8, "batch_size": 16, "lr": 0.1, "momentum": 0.9,
+                   "weight_decay": 5e-4, "schedule": "none"}}
+RUN = {"benchmark": "syn", "t_mix": 0.2, "codes": "uniform", "seed": 3}
+
+
+def rows(path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    train_step(BENCH, RUN, str(tmp / "data"), str(tmp / "model.pt"), str(tmp / "train.json"))
+    return tmp
+
+
+def test_train_step_records_its_run_and_trains_with_its_settings(trained):
+    record = json.loads((trained / "train.json").read_text())
+    assert {k: record[k] for k in RUN} == RUN
+    assert record["settings"]["seed"] == 3 and record["settings"]["t_mix"] == 0.2
+    assert record["settings"]["epochs"] == 8 and record["accuracy"] > 50
+    checkpoint = load_checkpoint(trained / "model.pt")
+    assert checkpoint.codes.shape == (4, 1, 8, 8)
+
+
+def test_fisher_step_from_codes_and_from_data(trained):
+    for source, samples in (("codes", 4), ("data5", 20)):
+        out = trained / f"fisher_{source}.pt"
+        fisher_step(str(trained / "model.pt"), source, "1", str(trained / "data"), "hooks",
+                    str(out))
+        payload = torch.load(out, weights_only=True)
+        assert payload["num_samples"] == samples and payload["forget_classes"] == [1]
+        assert set(payload["forget"]) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+
+
+def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained):
+    fisher_step(str(trained / "model.pt"), "codes", "0", str(trained / "data"), "hooks",
+                str(trained / "fisher.pt"))
+    grids = []
+    for seed in (3, 4):  # the same model under two run names stands in for two seeds
+        grid = trained / f"grid{seed}.csv"
+        lambda_grid_step(str(trained / "model.pt"), str(trained / "fisher.pt"), [1e-3, 1e-1],
+                         [1.0, 100.0], {**RUN, "seed": seed}, str(trained / "data"), str(grid))
+        grids.append(str(grid))
+    grid_rows = rows(grids[0])
+    assert len(grid_rows) == 4
+    assert {(r["benchmark"], r["seed"], r["forget"]) for r in grid_rows} == {("syn", "3", "0")}
+    choose_lambda_step("syn", "select", grids, str(trained / "lambda.json"))
+    choice = json.loads((trained / "lambda.json").read_text())
+    scores = {(float(r["lambda1"]), float(r["lambda2"])): float(r["A_R"]) + float(r["E_F"])
+              for r in grid_rows}
+    assert choice["benchmark"] == "syn" and choice["selected"]
+    assert scores[(choice["lambda1"], choice["lambda2"])] == max(scores.values())
+
+    forget_step(str(trained / "model.pt"), str(trained / "lambda.json"), "0", "hooks", RUN,
+                str(trained / "data"), str(trained / "metrics.json"), str(trained / "forgot.pt"))
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert {k: metrics[k] for k in RUN} == RUN and metrics["forget"] == "0"
+    assert (metrics["lambda1"], metrics["lambda2"]) == (choice["lambda1"], choice["lambda2"])
+    assert metrics["after"]["E_F"] > metrics["before"]["E_F"]
+    assert load_checkpoint(trained / "forgot.pt").forgotten["forget_classes"] == [0]
+
+    summary = trained / "summary.csv"
+    summarise_step([str(trained / "metrics.json"), str(trained / "train.json"), *grids],
+                   str(summary))
+    table = rows(summary)
+    assert len(table) == 2 + 8
+    first = table[0]
+    assert (first["benchmark"], first["t_mix"], first["codes"], first["seed"]) == \
+        ("syn", "0.2", "uniform", "3")
+    assert float(first["after.E_F"]) == metrics["after"]["E_F"]  # nested keys flattened
+    assert "before.per_class_accuracy" not in first  # lists stay in the JSON
+    assert table[-1]["seed"] == "4" and table[-1]["lambda1"]
+
+
+def test_fixed_lambdas_are_written_as_given(tmp_path):
+    choose_lambda_step("b", [1e-4, 10.0], [], str(tmp_path / "lambda.json"))
+    assert json.loads((tmp_path / "lambda.json").read_text()) == \
+        {"benchmark": "b", "lambda1": 1e-4, "lambda2": 10.0, "selected": False}
+
+
+def test_grids_over_different_points_are_refused(tmp_path):
+    paths = []
+    for i, points in enumerate(([(1e-3, 1.0)], [(1e-2, 1.0)])):
+        path = tmp_path / f"g{i}.csv"
+        path.write_text("lambda1,lambda2,A_R,E_F\n" +
+                        "".join(f"{l1},{l2},90,100\n" for l1, l2 in points))
+        paths.append(str(path))
+    with pytest.raises(MnemuError):
+        choose_lambda_step("b", "select", paths, str(tmp_path / "lambda.json"))
+    assert not (tmp_path / "lambda.json").exists()
+
+
+def test_prepare_data_step_checks_the_class_count(tmp_path):
+    with pytest.raises(MnemuError, match="num_classes: 5"):
+        prepare_data_step("synthetic", BENCH["data_options"], str(tmp_path), str(tmp_path / "d.json"),
+                          num_classes=5)
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_summarise_step_refuses_nothing(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,b\n")
+    with pytest.raises(MnemuError, match="nothing to summarise"):
+        summarise_step([str(empty)], str(tmp_path / "out.csv"))
+
+
+def test_classes_tag_is_one_spelling():
+    assert classes_tag([5, 0, 2]) == "0+2+5" and classes_tag([1]) == "1"
