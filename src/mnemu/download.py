@@ -75,6 +75,11 @@ def candidate_urls(remote: RemoteFile) -> list[str]:
     return list(remote.urls)
 
 
+#: Failures worth another try: a stalled or cut connection (a refused one or a 404 would recur).
+_TRANSIENT = (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+              http.client.HTTPException)
+
+
 class _Cut(Exception):
     """A transfer that ended early or stalled: worth another try from where it stopped."""
 
@@ -90,7 +95,8 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
             received = 0
             # a server that ignores Range sends the whole file again (200): start over
             with open(part, "ab" if resumed else "wb") as out:
-                for block in iter(lambda: response.read(1 << 20), b""):
+                # read1 returns what has arrived, so a stall loses none of it
+                for block in iter(lambda: response.read1(1 << 20), b""):
                     out.write(block)
                     received += len(block)
     except urllib.error.HTTPError as err:
@@ -99,10 +105,10 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
         if err.code in (408, 429) or err.code >= 500:
             raise _Cut(f"HTTP {err.code} {err.reason}") from err
         raise
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
+    except _TRANSIENT as err:
         raise _Cut(str(err) or type(err).__name__) from err
     except urllib.error.URLError as err:
-        if isinstance(err.reason, (TimeoutError, ConnectionError)):
+        if isinstance(err.reason, _TRANSIENT):
             raise _Cut(str(err.reason)) from err
         raise
     if length is not None and received < int(length):
