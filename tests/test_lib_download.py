@@ -145,7 +145,7 @@ def test_wrong_bytes_are_refused_and_removed_then_the_next_url_is_tried(server, 
     assert [path for path, _ in log] == ["/wrong", "/good"]  # a checksum mismatch is not retried
     assert nothing_left(tmp_path)
     only_wrong = RemoteFile("w.bin", (f"{base}/wrong",), sha256=remote.sha256)
-    with pytest.raises(MnemuError, match=f"checksum mismatch \\(expected sha256 {remote.sha256}\\)"):
+    with pytest.raises(MnemuError, match=rf"checksum mismatch \(expected sha256 {remote.sha256}\)"):
         fast(only_wrong, tmp_path / "w.bin")
     assert not (tmp_path / "w.bin").exists() and nothing_left(tmp_path)
 

@@ -12,7 +12,8 @@ def _later(module: str, function: str):
     """``mnemu.data.<module>.<function>``, imported on first call."""
 
     def call(*args, **kwargs):
-        return getattr(importlib.import_module(f"{__package__}.{module}"), function)(*args, **kwargs)
+        found = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        return found(*args, **kwargs)
 
     call.__qualname__ = f"{module}.{function}"
     return call

@@ -1,4 +1,4 @@
-"""CIFAR-10: the python version's pickled batches, read with an unpickler that builds only arrays."""
+"""CIFAR-10: the python version's pickled batches, read by an unpickler that builds only arrays."""
 
 from __future__ import annotations
 
