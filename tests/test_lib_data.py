@@ -16,6 +16,7 @@ import torch
 
 import mnemu
 import mnemu.data
+import mnemu.data.idx
 from mnemu import MnemuError, load_dataset
 from mnemu.download import MIRROR_ENV, RemoteFile, candidate_urls, download, is_valid
 
@@ -175,15 +176,15 @@ def test_fashion_mnist_downloads_from_the_mirror(lib_http_server, tmp_path, monk
         files[name] = RemoteFile(name, ("http://unreachable.invalid/" + name,), md5=md5(data))
     empty = tmp_path / "no-system-copy"
     empty.mkdir()
-    monkeypatch.setattr(mnemu.data, "FASHION_SYSTEM_DIR", empty)
-    monkeypatch.setattr(mnemu.data, "_FASHION_FILES", files)
+    monkeypatch.setattr(mnemu.data.idx, "FASHION_SYSTEM_DIR", empty)
+    monkeypatch.setattr(mnemu.data.idx, "FASHION_FILES", files)
     monkeypatch.setenv(MIRROR_ENV, base + "/")
     root = tmp_path / "data"
 
     data = load_dataset("fashion_mnist", root)
     assert (len(data.train), len(data.test), data.input_shape) == (30, 20, (1, 28, 28))
     assert sorted(requests) == sorted("/" + name for name in arrays)
-    assert data.class_names == mnemu.data.FASHION_CLASSES
+    assert data.class_names == mnemu.data.idx.FASHION_CLASSES
     assert torch.equal(data.train.labels, torch.from_numpy(arrays["train-labels-idx1-ubyte.gz"]))
     x, y = data.train[7]
     assert y == 7
@@ -360,7 +361,7 @@ def test_prepare_dataset_manifest():
 @pytest.fixture(scope="module")
 def fashion(tmp_path_factory):
     """(Fashion-MNIST, the data root it was loaded with: stays empty)."""
-    if not mnemu.data.FASHION_SYSTEM_DIR.is_dir():
+    if not mnemu.data.idx.FASHION_SYSTEM_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
     root = tmp_path_factory.mktemp("fashion_root")
     return load_dataset("fashion_mnist", root), root
@@ -377,8 +378,8 @@ def test_fashion_mnist_from_the_debian_package(fashion):
     x, _ = fashion.test[0]
     assert x.shape == (1, 28, 28) and x.min() >= 0 and x.max() <= 1  # not normalised (paper)
     # the Debian files are recompressed: they pass by content, not by Zalando's md5
-    for name, remote in mnemu.data._FASHION_FILES.items():
-        path = mnemu.data.FASHION_SYSTEM_DIR / name
+    for name, remote in mnemu.data.idx.FASHION_FILES.items():
+        path = mnemu.data.idx.FASHION_SYSTEM_DIR / name
         assert is_valid(path, remote)
 
 
