@@ -16,7 +16,8 @@ from .codes import make_codes, mix_codes
 from .data import DataSplits, dataset_names, load_dataset, prepare_dataset
 from .errors import MnemuError
 from .fisher import class_fisher, sum_squared_grads
-from .forget import Forgetter, forget, forget_grid
+from .forget import ETA_EPS_RULES, Forgetter, fisher_ratio, forget, forget_grid
+from .lambdas import select_lambdas
 from .metrics import evaluate, forgetting_metrics, predict
 from .models import create_model, model_names
 from .train import TrainSettings, train_checkpoint, train_with_codes
@@ -24,8 +25,9 @@ from .train import TrainSettings, train_checkpoint, train_with_codes
 __version__ = "0.1.0"
 
 __all__ = [
-    "Checkpoint", "DataSplits", "Forgetter", "MnemuError", "TrainSettings", "class_fisher",
-    "create_model", "dataset_names", "evaluate", "forget", "forget_grid", "forgetting_metrics",
-    "load_checkpoint", "load_dataset", "make_codes", "mix_codes", "model_names", "predict",
-    "prepare_dataset", "sum_squared_grads", "train_checkpoint", "train_with_codes",
+    "ETA_EPS_RULES", "Checkpoint", "DataSplits", "Forgetter", "MnemuError", "TrainSettings",
+    "class_fisher", "create_model", "dataset_names", "evaluate", "fisher_ratio", "forget",
+    "forget_grid", "forgetting_metrics", "load_checkpoint", "load_dataset", "make_codes",
+    "mix_codes", "model_names", "predict", "prepare_dataset", "select_lambdas",
+    "sum_squared_grads", "train_checkpoint", "train_with_codes",
 ]

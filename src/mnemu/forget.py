@@ -20,10 +20,17 @@ from torch import nn
 
 from .errors import MnemuError
 from .fisher import class_fisher, default_chunk_size
+from .metrics import forgetting_metrics
 
-#: The authors start their Fisher accumulators at 1e-16, which keeps eta finite where both
-#: Fisher values vanish (eta is then 1).
+#: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
+#: both Fisher values vanish (eta is then 1).
 EPS = 1e-16
+
+#: Where eps enters eta (Eq. 6). "per_class": as the authors' code, whose accumulator of a class
+#: set starts at eps before the division by the set's class count, i.e.
+#: eta = (f_F + eps / |C_F|) / (f_R + eps / |C_R|). "after_mean": eta = (f_F + eps) / (f_R + eps).
+#: They differ where f_R ~ 0 (by up to |C_R| / |C_F|), which moves max eta and every alpha.
+ETA_EPS_RULES = ("per_class", "after_mean")
 
 
 def _sync(device: torch.device) -> None:
@@ -51,12 +58,63 @@ def check_lambdas(lambda1: float, lambda2: float) -> None:
                              f"lambda1 in 1e-6..1 and lambda2 in 0.1..1e5")
 
 
+def _check_eta_eps(eta_eps: str) -> None:
+    if eta_eps not in ETA_EPS_RULES:
+        raise MnemuError(f"unknown eta_eps rule {eta_eps!r}; use one of {', '.join(ETA_EPS_RULES)}")
+
+
+def fisher_ratio(
+    f_forget: dict[str, torch.Tensor],
+    f_remain: dict[str, torch.Tensor],
+    num_forget: int,
+    num_remain: int,
+    *,
+    eps: float = EPS,
+    eta_eps: str = "per_class",
+    overwrite: bool = False,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """eta of Eq. 6 per parameter, and its maximum per parameter tensor.
+
+    ``f_forget`` / ``f_remain``: ``{name: tensor}``, the mean Fisher of the ``num_forget`` forget
+    classes and of the ``num_remain`` remaining classes (as :func:`class_fisher` returns them).
+    ``eta_eps`` picks where ``eps`` enters (see :data:`ETA_EPS_RULES`). ``overwrite`` computes in
+    place in the given tensors (they are as big as the model); otherwise they are left alone.
+    Where float32 overflows, eta is capped at the largest finite ratio of its tensor (as the
+    authors do) and 0/0 or inf/inf counts as 1 (no evidence either way).
+    """
+    _check_eta_eps(eta_eps)
+    if num_forget < 1 or num_remain < 1:
+        raise MnemuError("eta needs at least one forget and one remaining class; "
+                         "leave at least one class on each side")
+    eps_forget, eps_remain = ((eps / num_forget, eps / num_remain) if eta_eps == "per_class"
+                              else (eps, eps))
+    eta = {}
+    for name, forget in f_forget.items():
+        remain = f_remain[name]
+        if overwrite:
+            eta[name] = forget.add_(eps_forget).div_(remain.add_(eps_remain))
+        else:
+            eta[name] = (forget + eps_forget).div_(remain + eps_remain)
+    maxima = torch.stack([t.max() for t in eta.values()]).tolist()  # one sync for all tensors
+    eta_max = dict(zip(eta, maxima))
+    for name, top in eta_max.items():
+        if not math.isfinite(top):
+            t = eta[name]
+            finite = t[torch.isfinite(t)]
+            cap = finite.max().item() if finite.numel() else 1.0
+            torch.nan_to_num_(t, nan=1.0, posinf=cap)
+            eta_max[name] = t.max().item()
+    return eta, eta_max
+
+
 class Forgetter:
     """Alg. 2 with its Fisher computed once, so that many (lambda1, lambda2) are cheap.
 
     ``inputs`` / ``labels`` are the samples the Fisher and the sign choice use: the mnemonic
     codes (``labels`` defaults to ``0..C-1``, one code per class), or real samples for the
-    paper's "ours-w-data" comparison. ``fisher`` may pass precomputed ``(f_forget, f_remain)``.
+    paper's "ours-w-data" comparison. ``fisher`` may pass precomputed ``(f_forget, f_remain)``
+    (class-set means, as :func:`class_fisher` returns them). ``eta_eps`` says where ``eps``
+    enters eta (:data:`ETA_EPS_RULES`; the default is the authors' rule).
     """
 
     def __init__(
@@ -71,6 +129,7 @@ class Forgetter:
         method: str = "hooks",
         chunk_size: int | None = None,
         eps: float = EPS,
+        eta_eps: str = "per_class",
     ):
         self.model = model
         self.device = next(model.parameters()).device
@@ -82,27 +141,18 @@ class Forgetter:
         self.inputs = inputs
         self.chunk_size = chunk_size or default_chunk_size(inputs[0].numel(), self.device)
         self.method = method if fisher is None else "given"
+        _check_eta_eps(eta_eps)  # before the Fisher, which may take long
+        self.eta_eps = eta_eps
         began = time.perf_counter()
         if fisher is None:
             f_forget, f_remain = class_fisher(model, inputs, self.labels, [self.forget, self.remain],
                                               method=method, chunk_size=self.chunk_size)
-        else:  # the caller's tensors: work on copies
-            f_forget = {n: t.clone() for n, t in fisher[0].items()}
-            f_remain = fisher[1]
-        # eta = (f_F + eps) / (f_R + eps), computed in place: these tensors are as big as the model.
-        self.eta = {}
-        for name, eta in f_forget.items():
-            self.eta[name] = eta.add_(eps).div_(f_remain[name].add_(eps) if fisher is None
-                                               else f_remain[name] + eps)
-        maxima = torch.stack([eta.max() for eta in self.eta.values()]).tolist()
-        self.eta_max = dict(zip(self.eta, maxima))
-        for name, top in self.eta_max.items():
-            if not math.isfinite(top):  # overflow: cap at the largest finite ratio, as the authors do
-                eta = self.eta[name]
-                finite = eta[torch.isfinite(eta)]
-                cap = finite.max().item() if finite.numel() else 1.0
-                torch.nan_to_num_(eta, nan=1.0, posinf=cap)
-                self.eta_max[name] = cap
+        else:
+            f_forget, f_remain = fisher
+        # our own Fisher tensors are overwritten in place; the caller's are left alone
+        self.eta, self.eta_max = fisher_ratio(f_forget, f_remain, len(self.forget),
+                                              len(self.remain), eps=eps, eta_eps=eta_eps,
+                                              overwrite=fisher is None)
         _sync(self.device)
         self.fisher_seconds = time.perf_counter() - began
 
@@ -155,6 +205,7 @@ class Forgetter:
             "code_scores": {"+": plus, "-": minus},
             "alpha": alphas,
             "fisher_method": self.method,
+            "eta_eps": self.eta_eps,
             "num_codes": len(self.inputs),
             "seconds": {
                 "fisher": self.fisher_seconds,
@@ -167,21 +218,22 @@ class Forgetter:
 
     @torch.inference_mode()
     def _score(self, model: nn.Module) -> dict:
-        """A_R + E_F on the codes (percent), and the forget-minus-remain loss gap."""
+        """A_R + E_F on the codes (percent, as :func:`forgetting_metrics` defines them) and the
+        forget-minus-remain mean loss gap. Eval mode: the codes must not move BatchNorm's
+        running statistics."""
         was_training = model.training
         model.eval()
         logits = torch.cat([model(self.inputs[i : i + self.chunk_size].to(self.device))
                             for i in range(0, len(self.inputs), self.chunk_size)]).float()
         model.train(was_training)
+        metrics = forgetting_metrics(self.labels, logits.argmax(1).cpu(), self.forget,
+                                     self.num_classes)
         labels = self.labels.to(logits.device)
-        correct = logits.argmax(1) == labels
         losses = F.cross_entropy(logits, labels, reduction="none")
         is_forget = torch.isin(labels, torch.tensor(self.forget, device=labels.device))
-        accuracy_remain = 100.0 * correct[~is_forget].float().mean().item()
-        error_forget = 100.0 - 100.0 * correct[is_forget].float().mean().item()
         loss_gap = (losses[is_forget].mean() - losses[~is_forget].mean()).item()
-        return {"A_R": accuracy_remain, "E_F": error_forget,
-                "score": accuracy_remain + error_forget, "loss_gap": loss_gap}
+        return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],
+                "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap}
 
 
 def _shell_copy(model: nn.Module) -> nn.Module:
