@@ -83,12 +83,16 @@ def _forget(classes_list):
 
 SUMMARIES = {
     # Fig. 2: test accuracy of the models trained at each t_mix
-    "accuracy_vs_tmix": _runs(lambda b: config["t_mix_accuracy"], [CODES], ["train.json"]),
+    "accuracy_vs_tmix": _runs(
+        lambda b: config["t_mix_accuracy"], [CODES], ["train.json"]
+    ),
     # Tables 2 and 3: before and after forgetting C_F at each benchmark's t_mix
     "forget_main": _runs(_main_tmix, [CODES], _forget([config["forget_classes"]])),
     # Table 5: forgetting C_F at each t_mix
     "forget_vs_tmix": _runs(
-        lambda b: config["t_mix_forgetting"], [CODES], _forget([config["forget_classes"]])
+        lambda b: config["t_mix_forgetting"],
+        [CODES],
+        _forget([config["forget_classes"]]),
     ),
     # Table 8: forgetting other classes one at a time
     "forget_other_classes": _runs(
@@ -153,6 +157,4 @@ def artefacts_of(kind):
 
 
 def paper_targets():
-    return [
-        f"{FIGURES}/{a.id}.{ext}" for a in ARTEFACTS.values() for ext in a.formats
-    ]
+    return [f"{FIGURES}/{a.id}.{ext}" for a in ARTEFACTS.values() for ext in a.formats]
