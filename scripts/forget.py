@@ -9,6 +9,7 @@ with job(snakemake.log[0], snakemake.threads):
         classes=snakemake.wildcards.classes,
         method=snakemake.params.method,
         run=snakemake.params.run,
+        eta_eps=snakemake.params.eta_eps,
         data_dir=snakemake.params.data_dir,
         out_metrics=snakemake.output.metrics,
         out_model=snakemake.output.model,

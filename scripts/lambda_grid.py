@@ -9,6 +9,7 @@ with job(snakemake.log[0], snakemake.threads):
         snakemake.params.lambda1,
         snakemake.params.lambda2,
         run=snakemake.params.run,
+        eta_eps=snakemake.params.eta_eps,
         data_dir=snakemake.params.data_dir,
         out=snakemake.output[0],
     )

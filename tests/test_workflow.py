@@ -154,6 +154,7 @@ def test_bad_config_fails_before_any_job(tmp_path, edit, message):
 def copy_workflow(dest: Path) -> Path:
     """The workflow's files, mtimes kept, so that tests can edit them without touching the
     repository (an interrupted test leaves the sources as they were)."""
+    dest.mkdir(parents=True)
     for name in WORKFLOW_FILES:
         source = ROOT / name
         if source.is_dir():

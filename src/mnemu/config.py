@@ -63,6 +63,7 @@ def _cross_problems(config: Mapping) -> list[str]:
     from .codes import DISTRIBUTIONS
     from .data import dataset_names, dataset_num_classes
     from .fisher import METHODS
+    from .forget import ETA_EPS_RULES
     from .models import model_names
 
     problems = []
@@ -75,6 +76,8 @@ def _cross_problems(config: Mapping) -> list[str]:
             if v not in DISTRIBUTIONS:
                 problems.append(f"{key}: '{v}' is not a code distribution; use one of "
                                 f"{', '.join(DISTRIBUTIONS)}")
+    if config["eta_eps"] not in ETA_EPS_RULES:
+        problems.append(f"eta_eps: '{config['eta_eps']}' is not one of {', '.join(ETA_EPS_RULES)}")
     if config["fisher_method"] not in METHODS:
         problems.append(f"fisher_method: '{config['fisher_method']}' is not one of "
                         f"{', '.join(METHODS)}")

@@ -172,14 +172,15 @@ def _test_metrics(model, data: DataSplits, forget: Sequence[int]) -> dict:
 
 
 def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float],
-                     lambda2s: Sequence[float], run: dict, data_dir: str, out: str) -> None:
+                     lambda2s: Sequence[float], run: dict, data_dir: str, out: str,
+                     eta_eps: str = "per_class") -> None:
     """Alg. 2 at every (lambda1, lambda2) of the grid: the code Fisher is read once, each point is
     a perturbation, a sign choice on the codes and an evaluation on the test split."""
     device = _device()
     checkpoint = load_checkpoint(model_path, device)
     f_forget, f_remain, payload = load_fisher(fisher_path, device)
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
-                          fisher=(f_forget, f_remain))
+                          fisher=(f_forget, f_remain), eta_eps=eta_eps)
     data = checkpoint.dataset(data_dir)
     began = time.perf_counter()
     rows = forget_grid(forgetter, [(l1, l2) for l1 in lambda1s for l2 in lambda2s],
@@ -207,7 +208,7 @@ def choose_lambda_step(benchmark: str, setting, grid_paths: Sequence[str], out: 
 
 
 def forget_step(model_path: str, lambda_path: str, classes: str, method: str, run: dict,
-                data_dir: str, out_metrics: str, out_model: str) -> None:
+                data_dir: str, out_metrics: str, out_model: str, eta_eps: str = "per_class") -> None:
     """Alg. 2 at the chosen lambdas, timed, with test A_R / E_F before and after."""
     device = _device()
     checkpoint = load_checkpoint(model_path, device)
@@ -216,7 +217,8 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, ru
     data = checkpoint.dataset(data_dir)
     before = _test_metrics(checkpoint.model, data, forget)
     # Alg. 2 from scratch (code Fisher included), as a user would run it.
-    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget, method=method)
+    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget, method=method,
+                          eta_eps=eta_eps)
     model, record = forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
     after = _test_metrics(model, data, forget)
     log.info("forgot %s with lambda1 %g, lambda2 %g in %.3fs: A_R %.2f -> %.2f, E_F %.2f -> %.2f",
@@ -229,7 +231,8 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, ru
         "before": before, "after": after,
         "lambda1": record["lambda1"], "lambda2": record["lambda2"], "sign": record["sign"],
         "tie": record["tie"], "code_scores": record["code_scores"], "seconds": record["seconds"],
-        "alpha": record["alpha"], "fisher_method": record["fisher_method"], "device": str(device),
+        "alpha": record["alpha"], "fisher_method": record["fisher_method"],
+        "eta_eps": record["eta_eps"], "device": str(device),
     })
 
 

@@ -23,6 +23,7 @@ rule lambda_grid:
         lambda1=config["lambda1_grid"],
         lambda2=config["lambda2_grid"],
         run=run_of,
+        eta_eps=config["eta_eps"],
         data_dir=config["data_dir"],
     script:
         "../../scripts/lambda_grid.py"
@@ -72,6 +73,7 @@ rule forget:
     params:
         method=config["fisher_method"],
         run=run_of,
+        eta_eps=config["eta_eps"],
         data_dir=config["data_dir"],
     script:
         "../../scripts/forget.py"
