@@ -11,6 +11,7 @@ Train a classifier with mnemonic codes, then make it forget classes in one step:
     print(mnemu.evaluate(forgotten, data.test, [0], data.num_classes))
 """
 
+from .baselines import Unsupported, baseline_names, run_baseline, timed
 from .checkpoint import Checkpoint, load_checkpoint
 from .codes import make_codes, mix_codes
 from .data import DataSplits, dataset_names, load_dataset, prepare_dataset
@@ -28,4 +29,5 @@ __all__ = [
     "create_model", "dataset_names", "evaluate", "forget", "forget_grid", "forgetting_metrics",
     "load_checkpoint", "load_dataset", "make_codes", "mix_codes", "model_names", "predict",
     "prepare_dataset", "sum_squared_grads", "train_checkpoint", "train_with_codes",
+    "Unsupported", "baseline_names", "run_baseline", "timed",
 ]

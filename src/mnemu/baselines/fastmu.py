@@ -10,7 +10,9 @@
 Defaults are those of the SSD harness (if-loops/selective-synaptic-dampening), which the paper's
 baseline numbers follow (notes/method-details.md): noise batch 32, 25 noise steps, 500 retained
 samples per class, Adam lr 1e-4 for impair and repair. The noise optimiser's lr 0.1, the L2
-weight 0.1, the 20 repeats of the noise batch and the batch size 256 are UNSIR's own code's values.
+weight 0.1, the 20 repeats of the noise batch and the batch size 256 are UNSIR's own code's values;
+that code impairs at Adam lr 0.02 and repairs at 0.01, which a run with few retained samples (few
+steps per epoch) needs: at 1e-4 two steps change nothing.
 """
 
 from __future__ import annotations
