@@ -322,3 +322,90 @@ def test_unreadable_state_is_ignored_with_a_warning(tmp_path, caplog, lib_synthe
     assert "ignoring unreadable training state" in caplog.text
     assert_same_weights(weights(out), reference.model.state_dict())
     assert not state_path.exists()
+
+
+# --- training without some classes -----------------------------------------------------------
+
+
+class _RecordingModel(torch.nn.Module):
+    """Wraps a model and keeps every training batch it is shown."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.seen = inner, []
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x.detach().clone())
+        return self.inner(x)
+
+
+def test_excluded_class_never_reaches_the_model(lib_synthetic_options, lib_settings):
+    data = mnemu.load_dataset("synthetic", **lib_synthetic_options)
+    codes = make_codes(4, (1, 8, 8), seed=0)
+    torch.manual_seed(0)
+    model = _RecordingModel(mnemu.create_model("mlp", 4, (1, 8, 8), hidden=16))
+    history = mnemu.train_with_codes(model, data.train, codes,
+                                     lib_settings(epochs=2, t_mix=0.5, exclude_classes=[0]),
+                                     device="cpu")
+    shown = torch.cat(model.seen).flatten(1)
+    images, labels = data.train.__getitems__(list(range(len(data.train))))
+    images = images.flatten(1)
+    # 120 samples of classes 1-3 per epoch, batch 16: 8 steps per epoch
+    assert len(shown) == 240 and [h["steps"] for h in history] == [8, 16]
+
+    def shown_count(rows):
+        return (shown[:, None, :] == rows[None]).all(-1).any(1).sum().item()
+
+    assert shown_count(images[labels == 0]) == 0
+    assert shown_count(codes[:1].flatten(1)) == 0
+    assert shown_count(images[labels != 0]) + shown_count(codes[1:].flatten(1)) == 240
+    assert shown_count(codes[1:].flatten(1)) > 60  # codes of the other classes are still mixed in
+    assert model.inner.fc2.out_features == 4  # the full head
+
+
+def test_model_trained_without_a_class_gives_it_low_probability(tmp_path, lib_synthetic_options,
+                                                                lib_settings):
+    data = mnemu.load_dataset("synthetic", **lib_synthetic_options)
+    class0 = torch.stack([data.test[i][0] for i in range(len(data.test)) if data.test[i][1] == 0])
+
+    def mean_probability_of_class0(settings):
+        model = _train(tmp_path / "m.pt", settings, lib_synthetic_options).model.eval()
+        with torch.no_grad():
+            return model(class0).softmax(1)[:, 0].mean().item()
+
+    normal = mean_probability_of_class0(lib_settings(epochs=10, lr=0.1))
+    without = mean_probability_of_class0(lib_settings(epochs=10, lr=0.1, exclude_classes=(0,)))
+    assert normal > 0.5 and without < 0.05
+
+
+@pytest.mark.parametrize("exclude, message", [
+    ((4,), r"exclude_classes \[4\] names a class outside 0..3"),
+    ((0, 1, 2, 3), "leaves no class to train on"),
+])
+def test_exclude_classes_checked_against_the_model(tmp_path, lib_synthetic_options, lib_settings,
+                                                   exclude, message):
+    with pytest.raises(MnemuError, match=message) as err:
+        _train(tmp_path / "m.pt", lib_settings(exclude_classes=exclude), lib_synthetic_options)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exclude, message", [
+    ((-1,), "exclude_classes must be class indices"), (("a",), "exclude_classes must be class"),
+    ((1, 1), "lists a class twice"),
+])
+def test_exclude_classes_rejects_bad_values(exclude, message):
+    with pytest.raises(MnemuError, match=message):
+        TrainSettings(exclude_classes=exclude)
+
+
+def test_state_trained_without_a_class_is_not_resumed_with_it(tmp_path, caplog,
+                                                              lib_synthetic_options, lib_settings):
+    out = tmp_path / "m.pt"
+    _interrupted(out, lib_settings(exclude_classes=(0,)), lib_synthetic_options, 2)
+    epochs_run = []
+    with caplog.at_level(logging.WARNING, logger="mnemu"):
+        _train(out, lib_settings(), lib_synthetic_options,
+               progress=lambda r: epochs_run.append(r["epoch"]))
+    assert epochs_run == [1, 2, 3] and "other settings" in caplog.text

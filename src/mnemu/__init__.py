@@ -11,9 +11,11 @@ Train a classifier with mnemonic codes, then make it forget classes in one step:
     print(mnemu.evaluate(forgotten, data.test, [0], data.num_classes))
 """
 
+from .baselines import Unsupported, baseline_names, run_baseline, timed
 from .checkpoint import Checkpoint, load_checkpoint
 from .codes import make_codes, mix_codes
-from .data import DataSplits, dataset_names, load_dataset, prepare_dataset
+from .data import (DataSplits, dataset_names, dataset_num_classes, load_dataset, prepare_dataset,
+                   register_dataset)
 from .errors import MnemuError
 from .fisher import class_fisher, sum_squared_grads
 from .forget import ETA_EPS_RULES, Forgetter, fisher_ratio, forget, forget_grid
@@ -26,8 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ETA_EPS_RULES", "Checkpoint", "DataSplits", "Forgetter", "MnemuError", "TrainSettings",
-    "class_fisher", "create_model", "dataset_names", "evaluate", "fisher_ratio", "forget",
-    "forget_grid", "forgetting_metrics", "load_checkpoint", "load_dataset", "make_codes",
-    "mix_codes", "model_names", "predict", "prepare_dataset", "select_lambdas",
-    "sum_squared_grads", "train_checkpoint", "train_with_codes",
+    "Unsupported", "baseline_names", "class_fisher", "create_model", "dataset_names",
+    "dataset_num_classes", "evaluate", "fisher_ratio", "forget", "forget_grid",
+    "forgetting_metrics", "load_checkpoint", "load_dataset", "make_codes", "mix_codes",
+    "model_names", "predict", "prepare_dataset", "register_dataset", "run_baseline",
+    "select_lambdas", "sum_squared_grads", "timed", "train_checkpoint", "train_with_codes",
 ]

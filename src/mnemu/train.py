@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .checkpoint import Checkpoint, atomic_save, load_state
 from .codes import DISTRIBUTIONS, make_codes, mix_codes
@@ -31,7 +31,9 @@ class TrainSettings:
     """Appendix A: SGD, lr 0.01, momentum 0.9, weight decay 5e-4, 200 epochs, batch 128 (32 for
     CUB/Cars), cosine schedule except for MNIST. ``steps`` caps the optimiser steps (the paper's
     ImageNet fine-tuning runs 2,000 or 10,000 steps); ``seed`` fixes codes, shuffling, code
-    replacement and augmentation."""
+    replacement and augmentation. ``exclude_classes`` are left out of training altogether (their
+    samples and codes are never shown) while the model keeps all its outputs: the paper's
+    "retrained without the forget classes" baseline and its Fig. 12 model."""
 
     t_mix: float = 0.1
     epochs: int = 200
@@ -44,8 +46,16 @@ class TrainSettings:
     seed: int = 0
     code_distribution: str = "uniform"
     num_workers: int = 0
+    exclude_classes: tuple[int, ...] = ()
 
     def __post_init__(self):
+        self.exclude_classes = tuple(self.exclude_classes)
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in self.exclude_classes):
+            raise MnemuError(f"exclude_classes must be class indices (integers >= 0), got "
+                             f"{list(self.exclude_classes)}")
+        if len(set(self.exclude_classes)) != len(self.exclude_classes):
+            raise MnemuError(f"exclude_classes lists a class twice: {list(self.exclude_classes)}; "
+                             f"name each class once")
         if not 0.0 <= self.t_mix <= 1.0:
             raise MnemuError(f"t_mix must be in [0, 1], got {self.t_mix}; it is the probability "
                              f"of replacing a training sample by its class's code")
@@ -95,6 +105,8 @@ def train_with_codes(
     a run that finds a state with the same settings continues after its last complete epoch: the
     result equals an uninterrupted run's. ``progress`` is called with each epoch's record.
     """
+    fingerprint = _fingerprint(settings, codes, model, train_set)
+    train_set = _without_classes(train_set, settings.exclude_classes, len(codes))
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     codes_dev = codes.to(device)
@@ -106,7 +118,6 @@ def train_with_codes(
         epochs = math.ceil(settings.steps / steps_per_epoch)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(epochs))
                  if settings.schedule == "cosine" else None)
-    fingerprint = _fingerprint(settings, codes, model, train_set)
     history, start = [], 0
     if state_path is not None and Path(state_path).exists():
         start, history = _resume(state_path, fingerprint, model, optimizer, scheduler)
@@ -156,6 +167,23 @@ def train_with_codes(
         if progress is not None:
             progress(record)
     return history
+
+
+def _without_classes(train_set: Dataset, exclude: tuple[int, ...], num_classes: int) -> Dataset:
+    """``train_set`` without the samples of the classes ``exclude`` (itself if there are none)."""
+    if not exclude:
+        return train_set
+    if max(exclude) >= num_classes:
+        raise MnemuError(f"exclude_classes {list(exclude)} names a class outside 0..{num_classes - 1}; "
+                         f"the model has {num_classes} classes")
+    if len(exclude) == num_classes:
+        raise MnemuError(f"exclude_classes {list(exclude)} leaves no class to train on; exclude "
+                         f"fewer classes")
+    labels = getattr(train_set, "labels", None)
+    if not isinstance(labels, torch.Tensor):  # a generic data set: read every label once
+        labels = torch.tensor([int(train_set[i][1]) for i in range(len(train_set))])
+    keep = ~torch.isin(labels, torch.tensor(exclude))
+    return Subset(train_set, keep.nonzero().flatten().tolist())
 
 
 def _fingerprint(settings: TrainSettings, codes: torch.Tensor, model: nn.Module,
