@@ -63,7 +63,8 @@ def test_rows_read_from_csv_as_strings_are_accepted():
     ([[row(1e-3, 10.0, 1.0, 1.0)], [row(1e-3, 10.0, 1.0, 1.0), row(1e-2, 10.0, 1.0, 1.0)]],
      "run 1 has lambda1 0.01, lambda2 10, run 0 has not"),
     ([[row(1e-3, 10.0, 1.0, 1.0)], [row(1e-3, 100.0, 1.0, 1.0)]], "grids of the runs differ"),
-    ([[row(1e-3, 10.0, 1.0, 1.0), row(1e-3, 10.0, 2.0, 2.0)]], "has lambda1 0.001, lambda2 10 twice"),
+    ([[row(1e-3, 10.0, 1.0, 1.0), row(1e-3, 10.0, 2.0, 2.0)]],
+     "has lambda1 0.001, lambda2 10 twice"),
     ([[{"lambda1": 1e-3, "lambda2": 10.0, "A_R": 1.0}]], "lacks a number"),
     ([[row(1e-3, 10.0, float("nan"), 1.0)]], "not a number at lambda1 0.001"),
 ])
