@@ -102,3 +102,61 @@ def test_save_every_steps_does_not_change_the_result(tmp_path):
 def test_save_every_steps_must_be_positive():
     with pytest.raises(mnemu.MnemuError, match="save_every_steps must be at least 1"):
         TrainSettings(save_every_steps=0)
+
+
+# --- a process killed mid-epoch -----------------------------------------------------------------
+
+_TRAIN_SCRIPT = textwrap.dedent("""
+    import logging
+    import sys
+    import torch
+    import mnemu
+
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(1)  # the same kernels in every process
+    mnemu.train_checkpoint(
+        "synthetic", "resnet18_cifar",
+        mnemu.TrainSettings(t_mix=0.3, epochs=3, batch_size=16, lr=0.05, save_every_steps=None),
+        sys.argv[1], data_options={data!r}, model_options={{"width": 4}}, device="cpu")
+""").format(data={**AUGMENTED, "train_per_class": 100})
+
+
+def _train_process(tmp_path, out) -> subprocess.Popen:
+    script = tmp_path / "train_script.py"
+    script.write_text(_TRAIN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(script), str(out)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_weights(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    process = _train_process(tmp, tmp / "ref.pt")
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    return mnemu.load_checkpoint(tmp / "ref.pt").model.state_dict()
+
+
+@pytest.mark.slow  # three training processes, about 10 s on an idle 2-core machine
+@pytest.mark.parametrize("kill_with", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_mid_epoch_then_rerun_equals_uninterrupted(tmp_path, uninterrupted_weights,
+                                                         kill_with):
+    out = tmp_path / "m.pt"
+    state = tmp_path / "m.pt.state"
+    process = _train_process(tmp_path, out)
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(kill_with)  # first epoch saved: the second has just begun
+    assert process.wait(timeout=60) == -kill_with, process.stderr.read()
+    assert not out.exists()
+    assert torch.load(state, weights_only=True)["resume"]["epoch"] == 1
+
+    rerun = _train_process(tmp_path, out)
+    log = rerun.communicate(timeout=120)[1]
+    assert rerun.returncode == 0, log
+    assert "resuming after epoch 1" in log
+    weights = mnemu.load_checkpoint(out).model.state_dict()
+    for name, value in uninterrupted_weights.items():
+        assert torch.equal(weights[name], value), name
+    assert not state.exists()
