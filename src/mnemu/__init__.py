@@ -18,7 +18,7 @@ from .errors import MnemuError
 from .fisher import class_fisher, sum_squared_grads
 from .forget import Forgetter, forget, forget_grid
 from .metrics import evaluate, forgetting_metrics, predict
-from .models import create_model, model_names
+from .models import create_model, load_plugins, model_names, register_model
 from .train import TrainSettings, train_checkpoint, train_with_codes
 
 __version__ = "0.1.0"
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Checkpoint", "DataSplits", "Forgetter", "MnemuError", "TrainSettings", "class_fisher",
     "create_model", "dataset_names", "evaluate", "forget", "forget_grid", "forgetting_metrics",
-    "load_checkpoint", "load_dataset", "make_codes", "mix_codes", "model_names", "predict",
-    "prepare_dataset", "sum_squared_grads", "train_checkpoint", "train_with_codes",
+    "load_checkpoint", "load_dataset", "load_plugins", "make_codes", "mix_codes", "model_names",
+    "predict", "prepare_dataset", "register_model", "sum_squared_grads", "train_checkpoint",
+    "train_with_codes",
 ]
