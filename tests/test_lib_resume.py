@@ -160,3 +160,23 @@ def test_killed_mid_epoch_then_rerun_equals_uninterrupted(tmp_path, uninterrupte
     for name, value in uninterrupted_weights.items():
         assert torch.equal(weights[name], value), name
     assert not state.exists()
+
+
+def test_training_uses_deterministic_kernels_and_restores_the_settings(lib_synthetic_options):
+    data = mnemu.load_dataset("synthetic", **lib_synthetic_options)
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    seen = []
+
+    def look(record):
+        seen.append((cudnn.deterministic, cudnn.benchmark,
+                     torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled(),
+                     os.environ.get("CUBLAS_WORKSPACE_CONFIG")))
+
+    mnemu.train_with_codes(mnemu.create_model("mlp", 4, (1, 8, 8), hidden=8), data.train,
+                           make_codes(4, (1, 8, 8)), TrainSettings(epochs=1, batch_size=32),
+                           device="cpu", progress=look)
+    assert seen[0][:4] == (True, False, True, True) and seen[0][4] in (":4096:8", ":16:8")
+    assert (cudnn.deterministic, cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled()) == before
