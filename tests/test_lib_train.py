@@ -273,7 +273,7 @@ def test_resume_through_train_with_codes(tmp_path, lib_synthetic_options, lib_se
 
 
 @pytest.mark.parametrize("change", [{"lr": 0.02}, {"t_mix": 0.5}, {"seed": 1}, {"epochs": 4},
-                                    "data size", "same-size data", "model"])
+                                    {"num_workers": 1}, {"exclude_classes": (1,)}, "data size", "same-size data", "model"])
 def test_state_for_other_settings_is_ignored(tmp_path, caplog, lib_synthetic_options, lib_settings,
                                              change):
     settings = lib_settings(epochs=3)

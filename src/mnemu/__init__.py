@@ -21,16 +21,43 @@ from .fisher import class_fisher, sum_squared_grads
 from .forget import ETA_EPS_RULES, Forgetter, fisher_ratio, forget, forget_grid
 from .lambdas import select_lambdas
 from .metrics import evaluate, forgetting_metrics, predict
-from .models import create_model, model_names
+from .models import create_model, load_plugins, model_names, register_model
 from .train import TrainSettings, train_checkpoint, train_with_codes
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ETA_EPS_RULES", "Checkpoint", "DataSplits", "Forgetter", "MnemuError", "TrainSettings",
-    "Unsupported", "baseline_names", "class_fisher", "create_model", "dataset_names",
-    "dataset_num_classes", "evaluate", "fisher_ratio", "forget", "forget_grid",
-    "forgetting_metrics", "load_checkpoint", "load_dataset", "make_codes", "mix_codes",
-    "model_names", "predict", "prepare_dataset", "register_dataset", "run_baseline",
-    "select_lambdas", "sum_squared_grads", "timed", "train_checkpoint", "train_with_codes",
+__all__ = [  # one name a line: merges stay trivial
+    "Checkpoint",
+    "DataSplits",
+    "ETA_EPS_RULES",
+    "Forgetter",
+    "MnemuError",
+    "TrainSettings",
+    "Unsupported",
+    "baseline_names",
+    "class_fisher",
+    "create_model",
+    "dataset_names",
+    "dataset_num_classes",
+    "evaluate",
+    "fisher_ratio",
+    "forget",
+    "forget_grid",
+    "forgetting_metrics",
+    "load_checkpoint",
+    "load_dataset",
+    "load_plugins",
+    "make_codes",
+    "mix_codes",
+    "model_names",
+    "predict",
+    "prepare_dataset",
+    "register_dataset",
+    "register_model",
+    "run_baseline",
+    "select_lambdas",
+    "sum_squared_grads",
+    "timed",
+    "train_checkpoint",
+    "train_with_codes",
 ]

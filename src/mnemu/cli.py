@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, data=True):
         p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        p.add_argument("--plugin", action="append", metavar="MODULE",
+                       help="import this module first, e.g. one that calls mnemu.register_model "
+                            "(repeatable; also $MNEMU_PLUGINS=mod1,mod2)")
         if data:
             p.add_argument("--data-root", help="where data sets live (default $MNEMU_DATA or ./data)")
             p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
@@ -272,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .models import load_plugins
+
+        load_plugins(getattr(args, "plugin", None))
         args.func(args)
     except MnemuError as err:
         print(f"mnemu {args.command}: error: {err}", file=sys.stderr)

@@ -135,8 +135,50 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+_BUILT_IN = frozenset(_REGISTRY)
+
+#: Environment variable naming modules (comma-separated) that the command line imports first, so
+#: that the models they register are known: ``MNEMU_PLUGINS=my_models mnemu forget ...``.
+PLUGINS_ENV = "MNEMU_PLUGINS"
+
+
+def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make ``create_model(name, ...)`` (and so training and loading checkpoints) build a model
+    of your own: ``builder(num_classes, input_shape, pretrained, **options) -> nn.Module``, with
+    ``input_shape`` = ``(C, H, W)`` and ``options`` the model options given at training (stored in
+    the checkpoint). Register in an importable module; a new process that loads the checkpoint
+    must import it too (the command line: ``--plugin MODULE`` or ``MNEMU_PLUGINS=MODULE``)."""
+    if not isinstance(name, str) or not name or name.startswith("timm:"):
+        raise MnemuError(f"model name {name!r} cannot be registered; use a non-empty name that "
+                         f"does not start with 'timm:'")
+    if not callable(builder):
+        raise MnemuError(f"builder for model {name!r} is not callable; pass a function "
+                         f"(num_classes, input_shape, pretrained, **options) -> nn.Module")
+    if name in _BUILT_IN:
+        raise MnemuError(f"model {name!r} is built into mnemu; register yours under another name")
+    _REGISTRY[name] = builder
+
+
+def load_plugins(modules: Sequence[str] | None = None) -> list[str]:
+    """Import the modules named in ``$MNEMU_PLUGINS`` (comma-separated) and ``modules``, so that
+    the models they register are known; return the names imported."""
+    import importlib
+    import os
+
+    names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    names += [m for m in modules or [] if m not in names]
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise MnemuError(f"cannot import plugin module {module!r} ({err}); put its folder on "
+                             f"PYTHONPATH or install it") from None
+    return names
+
+
 def model_names() -> list[str]:
-    """Names :func:`create_model` knows besides ``timm:<name>``."""
+    """Names :func:`create_model` knows besides ``timm:<name>``: the built-in ones and those
+    given to :func:`register_model`."""
     return sorted(_REGISTRY)
 
 
@@ -154,6 +196,7 @@ def create_model(
     ``num_classes``-way head) or ``timm:<any timm model name>``. ``input_shape`` is ``(C, H, W)``.
     Extra ``options`` go to the builder (``hidden`` for mlp, ``width`` for resnet18_cifar,
     ``keep_imagenet_head`` for torchvision models, anything timm accepts for timm models).
+    Models of your own: :func:`register_model`.
     """
     if name.startswith("timm:"):
         builder = _timm(name.removeprefix("timm:"))
@@ -161,7 +204,9 @@ def create_model(
         builder = _REGISTRY[name]
     else:
         raise MnemuError(
-            f"unknown model {name!r}; use one of {', '.join(model_names())} or timm:<timm model name>"
+            f"unknown model {name!r}; use one of {', '.join(model_names())} or timm:<timm model "
+            f"name>, or import the module that registers it (mnemu.register_model; command line: "
+            f"--plugin MODULE or {PLUGINS_ENV}=MODULE)"
         )
     try:
         return builder(num_classes, tuple(input_shape), pretrained, **options)

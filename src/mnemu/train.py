@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -31,7 +33,8 @@ class TrainSettings:
     """Appendix A: SGD, lr 0.01, momentum 0.9, weight decay 5e-4, 200 epochs, batch 128 (32 for
     CUB/Cars), cosine schedule except for MNIST. ``steps`` caps the optimiser steps (the paper's
     ImageNet fine-tuning runs 2,000 or 10,000 steps); ``seed`` fixes codes, shuffling, code
-    replacement and augmentation. ``exclude_classes`` are left out of training altogether (their
+    replacement and augmentation. A resumable run writes its state after every epoch and every
+    ``save_every_steps`` steps (None: after epochs only). ``exclude_classes`` are left out of training altogether (their
     samples and codes are never shown) while the model keeps all its outputs: the paper's
     "retrained without the forget classes" baseline and its Fig. 12 model."""
 
@@ -47,6 +50,7 @@ class TrainSettings:
     code_distribution: str = "uniform"
     num_workers: int = 0
     exclude_classes: tuple[int, ...] = ()
+    save_every_steps: int | None = 500
 
     def __post_init__(self):
         self.exclude_classes = tuple(self.exclude_classes)
@@ -64,6 +68,9 @@ class TrainSettings:
                 raise MnemuError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise MnemuError(f"steps must be at least 1 (or unset), got {self.steps}")
+        if self.save_every_steps is not None and self.save_every_steps < 1:
+            raise MnemuError(f"save_every_steps must be at least 1 (or None: only after each "
+                             f"epoch), got {self.save_every_steps}")
         if self.lr <= 0:
             raise MnemuError(f"lr must be positive, got {self.lr}")
         if self.schedule not in ("none", "cosine"):
@@ -101,9 +108,11 @@ def train_with_codes(
     """Train ``model`` in place on ``train_set`` with codes mixed in (Alg. 1); return the history.
 
     ``train_set`` yields ``(image, label)``; ``codes`` is ``[C, *image_shape]``. With
-    ``state_path``, the full training state is written there (atomically) after every epoch, and
-    a run that finds a state with the same settings continues after its last complete epoch: the
-    result equals an uninterrupted run's. ``progress`` is called with each epoch's record.
+    ``state_path``, the full training state is written there (atomically) after every epoch and
+    every ``settings.save_every_steps`` optimiser steps, and a run that finds a state with the
+    same settings continues from it, mid-epoch too: the result equals an uninterrupted run's.
+    ``progress`` is called with each epoch's record. Kernels are made deterministic while it runs
+    (see :func:`deterministic_kernels`).
     """
     fingerprint = _fingerprint(settings, codes, model, train_set)
     train_set = _without_classes(train_set, settings.exclude_classes, len(codes))
@@ -116,57 +125,122 @@ def train_with_codes(
     epochs = settings.epochs
     if settings.steps is not None:
         epochs = math.ceil(settings.steps / steps_per_epoch)
+    total_steps = min(settings.steps or math.inf, epochs * steps_per_epoch)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(epochs))
                  if settings.schedule == "cosine" else None)
-    history, start = [], 0
+    state = None
     if state_path is not None and Path(state_path).exists():
-        start, history = _resume(state_path, fingerprint, model, optimizer, scheduler)
+        state = _resume(state_path, fingerprint, model, optimizer, scheduler)
+    history = list(state["history"]) if state else []
+    start = int(state["epoch"]) if state else 0
+
+    def save(epoch: int, within: dict | None) -> None:
+        atomic_save({"resume": {
+            "fingerprint": fingerprint, "epoch": epoch, "history": history, "within": within,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        }}, state_path)
 
     criterion = nn.CrossEntropyLoss()
-    step = start * steps_per_epoch
-    for epoch in range(start, epochs):
-        began = time.perf_counter()
-        seed = _epoch_seed(settings.seed, epoch)
-        _seed_everything(seed)
-        shuffle = torch.Generator().manual_seed(seed + 1)
-        mixing = torch.Generator().manual_seed(seed + 2)
-        batches = loader(train_set, settings.batch_size, shuffle=True, generator=shuffle,
-                         num_workers=settings.num_workers, pin_memory=device.type == "cuda")
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        for images, labels in batches:
-            if settings.steps is not None and step >= settings.steps:
-                break
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            images = mix_codes(images, labels, codes_dev, settings.t_mix, mixing)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(images)
-            loss = criterion(logits, labels)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            total_loss += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-        if scheduler is not None:
-            scheduler.step()
-        record = {"epoch": epoch + 1, "epochs": epochs, "steps": step,
-                  "loss": total_loss / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
-                  "seconds": time.perf_counter() - began}
-        history.append(record)
-        log.info("epoch %d/%d loss %.4f train-acc %.2f%% %.1fs", record["epoch"], epochs,
-                 record["loss"], record["train_accuracy"], record["seconds"])
-        if state_path is not None:
-            atomic_save({"resume": {
-                "fingerprint": fingerprint, "epoch": epoch + 1, "history": history,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            }}, state_path)
-        if progress is not None:
-            progress(record)
+    with deterministic_kernels():
+        for epoch in range(start, epochs):
+            began = time.perf_counter()
+            seed = _epoch_seed(settings.seed, epoch)
+            _seed_everything(seed)
+            shuffle = torch.Generator().manual_seed(seed + 1)
+            mixing = torch.Generator().manual_seed(seed + 2)
+            batches = iter(loader(train_set, settings.batch_size, shuffle=True, generator=shuffle,
+                                  num_workers=settings.num_workers,
+                                  pin_memory=device.type == "cuda"))
+            within = state.get("within") if state and epoch == start else None
+            done = 0
+            tally = {"loss": 0.0, "correct": 0, "seen": 0}
+            if within:  # resume mid-epoch: same shuffle and augmentation, then the saved RNGs
+                for _ in range(within["batches"]):
+                    next(batches)
+                done, tally = within["batches"], dict(within["tally"])
+                _set_rng_states(within["rng"], mixing)
+            step = epoch * steps_per_epoch + done
+            model.train()
+            for images, labels in batches:
+                if step >= total_steps:
+                    break
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                images = mix_codes(images, labels, codes_dev, settings.t_mix, mixing)
+                optimizer.zero_grad(set_to_none=True)
+                logits = model(images)
+                loss = criterion(logits, labels)
+                loss.backward()
+                optimizer.step()
+                step, done = step + 1, done + 1
+                tally["loss"] += loss.item() * len(labels)
+                tally["correct"] += (logits.argmax(1) == labels).sum().item()
+                tally["seen"] += len(labels)
+                if (state_path is not None and settings.save_every_steps is not None
+                        and step % settings.save_every_steps == 0
+                        and done < steps_per_epoch and step < total_steps):
+                    save(epoch, {"batches": done, "tally": dict(tally), "rng": _rng_states(mixing)})
+            if scheduler is not None:
+                scheduler.step()
+            seen = max(tally["seen"], 1)
+            record = {"epoch": epoch + 1, "epochs": epochs, "steps": step,
+                      "loss": tally["loss"] / seen, "train_accuracy": 100.0 * tally["correct"] / seen,
+                      "seconds": time.perf_counter() - began}
+            history.append(record)
+            log.info("epoch %d/%d loss %.4f train-acc %.2f%% %.1fs", record["epoch"], epochs,
+                     record["loss"], record["train_accuracy"], record["seconds"])
+            if state_path is not None:
+                save(epoch + 1, None)
+            if progress is not None:
+                progress(record)
     return history
+
+
+@contextlib.contextmanager
+def deterministic_kernels():
+    """Within: cuDNN picks deterministic kernels (no benchmarking) and PyTorch's deterministic
+    algorithms are used where they exist (a warning where not), so that seeded GPU training
+    repeats. The previous settings come back on exit. ``CUBLAS_WORKSPACE_CONFIG`` (which cuBLAS
+    needs for repeatable matrix products and reads once per process) is set if unset, and stays."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn.deterministic, cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+def _rng_states(mixing: torch.Generator) -> dict:
+    """Every random stream a training step draws from (code mixing; the global ones that
+    augmentation in this process and dropout use), to continue a run mid-epoch."""
+    numpy_state = np.random.get_state()
+    return {"mixing": mixing.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "python": random.getstate(),
+            "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                      *numpy_state[2:]]}
+
+
+def _set_rng_states(states: dict, mixing: torch.Generator) -> None:
+    mixing.set_state(states["mixing"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    random.setstate(_as_tuples(states["python"]))
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+
+
+def _as_tuples(value):
+    """``random.setstate`` wants tuples where a saved state may hold lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _without_classes(train_set: Dataset, exclude: tuple[int, ...], num_classes: int) -> Dataset:
@@ -188,9 +262,11 @@ def _without_classes(train_set: Dataset, exclude: tuple[int, ...], num_classes: 
 
 def _fingerprint(settings: TrainSettings, codes: torch.Tensor, model: nn.Module,
                  train_set: Dataset) -> str:
-    """What a saved training state must match to be resumed: settings, codes, the architecture
-    and the training data."""
-    described = {**asdict(settings), "num_workers": None, "train_size": len(train_set),
+    """What a saved training state must match to be resumed: settings (num_workers too: each
+    loader worker has its own augmentation stream), codes, the architecture and the training
+    data."""
+    # Not save_every_steps: how often the state is written does not change the result.
+    described = {**asdict(settings), "save_every_steps": None, "train_size": len(train_set),
                  "codes": hashlib.sha256(codes.cpu().numpy().tobytes()).hexdigest(),
                  "model": [[k, list(v.shape)] for k, v in model.state_dict().items()],
                  "data": _data_digest(train_set)}
@@ -211,22 +287,26 @@ def _data_digest(train_set: Dataset) -> str:
     return digest.hexdigest()
 
 
-def _resume(state_path, fingerprint, model, optimizer, scheduler) -> tuple[int, list]:
+def _resume(state_path, fingerprint, model, optimizer, scheduler) -> dict | None:
+    """Load a saved training state into the model, optimiser and scheduler; return it, or None
+    when it is unreadable or for other settings."""
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)["resume"]
     except Exception as err:  # a truncated or foreign file: start again rather than fail
         log.warning("ignoring unreadable training state %s (%s); starting from scratch",
                     state_path, str(err).splitlines()[0][:120])
-        return 0, []
+        return None
     if state.get("fingerprint") != fingerprint:
         log.warning("training state %s is for other settings; starting from scratch", state_path)
-        return 0, []
+        return None
     load_state(model, state["model"], f"training state {state_path}")
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state.get("scheduler") is not None:
         scheduler.load_state_dict(state["scheduler"])
-    log.info("resuming after epoch %d from %s", state["epoch"], state_path)
-    return int(state["epoch"]), list(state["history"])
+    within = state.get("within")
+    log.info("resuming %s from %s", f"epoch {state['epoch'] + 1} after batch {within['batches']}"
+             if within else f"after epoch {state['epoch']}", state_path)
+    return state
 
 
 def train_checkpoint(
