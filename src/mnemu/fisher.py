@@ -142,22 +142,43 @@ def _layernorm_grads(module: nn.LayerNorm, a, g) -> dict:
     return _affine_grads(module, x_hat, g, over_leading)
 
 
+#: The rules, by the exact module type each was derived for. Not ``isinstance``: a subclass may
+#: compute something else with the same parameters (timm's BatchNormAct2d adds an activation after
+#: the norm, StdConv2d standardises its weight, ScaledStdConv2d adds a ``gain``), and it may do so
+#: without overriding ``forward`` (a helper method, a ``weight`` property), so no inherited type is
+#: trusted; its parameters take the exact fallback.
+_RULES = {
+    nn.Linear: _linear_grads,
+    nn.Conv2d: _conv2d_grads,
+    nn.BatchNorm1d: _batchnorm_grads,
+    nn.BatchNorm2d: _batchnorm_grads,
+    nn.BatchNorm3d: _batchnorm_grads,
+    nn.LayerNorm: _layernorm_grads,
+    nn.GroupNorm: _groupnorm_grads,
+}
+#: Parameters a rule returns a gradient for (when the module has them): only these are covered.
+_RULE_PARAMETERS = ("weight", "bias")
+
+
 def _per_sample_rule(module: nn.Module):
     """The per-sample gradient rule for ``module``, or None if its parameters need the fallback."""
-    if isinstance(module, nn.Linear):
-        return _linear_grads
-    if isinstance(module, nn.Conv2d):
-        if module.padding_mode == "zeros" and not isinstance(module.padding, str):
-            return _conv2d_grads
+    rule = _RULES.get(type(module))
+    if rule is None or module._forward_hooks:  # another forward hook may replace the output
         return None
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        # Only running statistics keep samples independent (eval mode, as the method requires).
-        return _batchnorm_grads if module.running_mean is not None else None
-    if isinstance(module, nn.LayerNorm):
-        return _layernorm_grads
-    if isinstance(module, nn.GroupNorm):
-        return _groupnorm_grads
-    return None
+    if rule is _conv2d_grads and (module.padding_mode != "zeros" or isinstance(module.padding, str)):
+        return None
+    if rule is _batchnorm_grads and module.running_mean is None:
+        return None  # batch statistics: samples interact (eval mode with running ones is the method)
+    return rule
+
+
+def _rule_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The module's own parameters that its rule returns: ``weight`` and ``bias`` when they are
+    the parameters themselves (``torch.nn.utils.weight_norm`` makes ``weight`` a tensor computed
+    from two other parameters, which the rule knows nothing about)."""
+    own = dict(module.named_parameters(recurse=False))
+    return {local: own[local] for local in _RULE_PARAMETERS
+            if local in own and getattr(module, local) is own[local]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,16 +343,22 @@ class _Hooks:
         self.seen: dict[nn.Module, int] = {}
         self.names: dict[nn.Module, dict] = {}
         for prefix, module in model.named_modules():
-            own = dict(module.named_parameters(recurse=False))
             rule = _per_sample_rule(module)
-            if not own or rule is None:
+            if rule is None:
                 continue
-            names = {local: f"{prefix}.{local}" if prefix else local for local in own}
+            names = {local: f"{prefix}.{local}" if prefix else local
+                     for local in _rule_parameters(module)}
+            if not names:
+                continue
+            # the fast reduction writes every parameter the rule knows: only when all are real
+            complete = set(names) == {local for local in _RULE_PARAMETERS
+                                      if getattr(module, local, None) is not None}
+            fast = _FAST.get(rule) if complete else None
             # covered once a call is seen: a module never called (its weights used functionally,
             # as nn.MultiheadAttention does with out_proj) is left to the fallback
-            self.handles.append(module.register_forward_hook(self._forward(rule, names)))
+            self.handles.append(module.register_forward_hook(self._forward(rule, fast, names)))
 
-    def _forward(self, rule, names):
+    def _forward(self, rule, fast, names):
         def hook(module, args, output):
             if self.calls.get(module, 0) < 0:
                 return
@@ -345,20 +372,21 @@ class _Hooks:
             self.calls[module] = self.calls.get(module, 0) + 1
             self.covered.update(names.values())
             self.names[module] = names
-            output.register_hook(lambda g: self._backward(module, rule, names, a, g.detach()))
+            output.register_hook(lambda g: self._backward(module, rule, fast, names, a, g.detach()))
 
         return hook
 
-    def _backward(self, module, rule, names, a, g):
+    def _backward(self, module, rule, fast, names, a, g):
         if self.calls[module] < 0:
             return
-        if self.calls[module] == 1 and rule in _FAST:
-            acc = {local: self.acc[name] for local, name in names.items()}
-            _FAST[rule](module, a, g, self.w, acc, self.scratch)
+        if self.calls[module] == 1 and fast is not None:
+            fast(module, a, g, self.w, {local: self.acc[name] for local, name in names.items()},
+                 self.scratch)
             return
         pending = self.pending.setdefault(module, {})
         for local, grad in rule(module, a, g).items():
-            pending[local] = pending[local] + grad if local in pending else grad
+            if local in names:
+                pending[local] = pending[local] + grad if local in pending else grad
         self.seen[module] = self.seen.get(module, 0) + 1
         if self.seen[module] == self.calls[module]:
             for local, grad in self.pending.pop(module).items():
