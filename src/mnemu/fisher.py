@@ -6,13 +6,15 @@ remaining classes). The model is in eval mode, so samples do not interact and on
 give every per-sample gradient. Three ways to get them, all exact:
 
 ``hooks`` (default)
-    one batched forward, then one backward that computes input gradients only; hooks on Linear,
-    Conv2d and normalisation layers rebuild each sample's weight gradient from the layer's input
-    and output gradient, square it and add it up, a block at a time so that the per-sample
-    gradients of a whole layer never sit in memory (for a linear layer with one input vector per
-    sample, ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Parameters of other
-    modules, and modules whose first dimension is not the sample (Swin's window attention), are
-    handed to ``vmap``, or to ``loop`` if ``vmap`` cannot batch them.
+    one batched forward, then one backward that computes input gradients only; hooks on torch's
+    own Linear, Conv2d and normalisation layers (those exact types: a subclass may compute
+    something else) rebuild each sample's weight gradient from the layer's input and output
+    gradient, square it and add it up, a block at a time so that the per-sample gradients of a
+    whole layer never sit in memory (for a linear layer with one input vector per sample,
+    ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Other parameters (those of
+    subclasses such as timm's BatchNormAct2d or StdConv2d included), and those of modules whose
+    first dimension is not the sample (Swin's window attention), are handed to ``vmap``, or to
+    ``loop`` if ``vmap`` cannot batch them.
 ``vmap``
     ``torch.func.vmap(grad(...))`` over samples.
 ``loop``
