@@ -38,11 +38,16 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
+from .data import loader
 from .errors import MnemuError
 
 METHODS = ("hooks", "vmap", "loop")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: Samples: a tensor ``[N, ...]`` held whole, or a data set of ``(input, label)`` read a chunk at a
+#: time in its own order (never shuffled), for data too big for memory.
+Samples = torch.Tensor | Dataset
 
 #: Elements of the scratch block that holds per-sample gradients at once: it should sit in cache
 #: on a CPU; a GPU prefers bigger blocks.
@@ -204,6 +209,8 @@ def _blocked_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
     n, b, rows, _ = left.shape
     k = right.shape[-1]
     step = max(1, min(rows, scratch.numel() // (n * b * k)))
+    if n * b * step * k > scratch.numel():  # a single row is bigger than the scratch
+        scratch = left.new_empty(n * b * step * k)
     for start in range(0, rows, step):
         size = min(step, rows - start)
         block = scratch[: n * b * size * k].view(n, b, size, k)
@@ -258,7 +265,7 @@ _FAST = {_linear_grads: _linear_fast, _conv2d_grads: _conv2d_fast}
 
 def sum_squared_grads(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: Samples,
     labels: torch.Tensor,
     weights: torch.Tensor,
     *,
@@ -268,9 +275,11 @@ def sum_squared_grads(
 ) -> dict[str, torch.Tensor]:
     """``S[name][g] = sum_n weights[g, n] * (d loss(model(x_n), y_n) / d param)^2``.
 
-    ``inputs`` ``[N, ...]``, ``labels`` ``[N]`` and ``weights`` ``[G, N]`` may live on any device;
-    work happens on the model's device, ``chunk_size`` samples at a time (default:
-    :func:`default_chunk_size`), with the model in eval mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
+    ``inputs`` is a tensor ``[N, ...]`` or a data set of N ``(input, label)`` pairs, read in order
+    through :func:`mnemu.data.loader` (its labels must equal ``labels``); ``labels`` ``[N]`` and
+    ``weights`` ``[G, N]`` may live on any device. Work happens on the model's device,
+    ``chunk_size`` samples at a time (default: :func:`default_chunk_size`), with the model in eval
+    mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
     ``{parameter name: tensor [G, *parameter.shape]}`` (float32).
     """
     if method not in METHODS:
@@ -279,17 +288,16 @@ def sum_squared_grads(
         raise MnemuError("inputs, labels and weights [groups, samples] disagree in size")
     params = dict(model.named_parameters())
     device = next(iter(params.values())).device
-    chunk_size = chunk_size or default_chunk_size(inputs[0].numel(), device)
+    chunk_size = chunk_size or default_chunk_size(_first_input(inputs).numel(), device)
     acc = {n: torch.zeros(weights.shape[0], *p.shape, device=device) for n, p in params.items()}
     was_training = model.training
     model.eval()
     flags = {n: p.requires_grad for n, p in params.items()}
     scratch = torch.empty(BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]), device=device)
     try:
-        for start in range(0, len(inputs), chunk_size):
-            x = inputs[start : start + chunk_size].to(device)
-            y = labels[start : start + chunk_size].to(device)
-            w = weights[:, start : start + chunk_size].to(device=device, dtype=torch.float32)
+        for start, x, y in _chunks(inputs, labels, chunk_size):
+            x, y = x.to(device), y.to(device)
+            w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
             if method == "loop":
                 _loop(model, params, x, y, w, acc, loss_fn)
             elif method == "vmap":
@@ -301,6 +309,26 @@ def sum_squared_grads(
             p.requires_grad_(flags[n])
         model.train(was_training)
     return acc
+
+
+def _first_input(inputs: Samples) -> torch.Tensor:
+    return inputs[0] if isinstance(inputs, torch.Tensor) else inputs[0][0]
+
+
+def _chunks(inputs: Samples, labels: torch.Tensor, size: int):
+    """``(start, inputs, labels)`` of consecutive chunks of ``size`` samples (the last one smaller)."""
+    if isinstance(inputs, torch.Tensor):
+        for start in range(0, len(inputs), size):
+            yield start, inputs[start : start + size], labels[start : start + size]
+        return
+    start = 0
+    for x, y in loader(inputs, size, shuffle=False):
+        y = torch.as_tensor(y)
+        if not torch.equal(y.cpu().long(), labels[start : start + len(y)].cpu().long()):
+            raise MnemuError(f"the data set's labels from sample {start} on differ from the labels "
+                             "given; pass its own .labels, for a data set that serves samples in order")
+        yield start, x, y
+        start += len(y)
 
 
 def _loop(model, params, x, y, w, acc, loss_fn) -> None:
@@ -434,8 +462,8 @@ def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
 
 def class_fisher(
     model: nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
+    inputs: Samples,
+    labels: torch.Tensor | None,
     class_sets: Sequence[Sequence[int]],
     *,
     method: str = "hooks",
@@ -446,8 +474,15 @@ def class_fisher(
 
     For a class set S: ``f_S = 1/|S| * sum_{c in S} mean_{n: y_n = c} (d loss_n / d theta)^2``,
     i.e. each class's expected squared gradient, averaged over the classes of S. With one code
-    per class this is the mean over S's codes. Returns one ``{name: tensor}`` per class set.
+    per class this is the mean over S's codes. ``inputs`` ``[N, ...]`` with ``labels`` ``[N]``,
+    or a data set (streamed, see :func:`sum_squared_grads`) whose ``.labels`` are used when
+    ``labels`` is None: a whole training split never sits in memory. Returns one
+    ``{name: tensor}`` per class set.
     """
+    if labels is None:
+        labels = getattr(inputs, "labels", None)
+        if not isinstance(labels, torch.Tensor):
+            raise MnemuError("no labels given and the data has no .labels tensor; pass the labels")
     labels = labels.long().cpu()
     counts = torch.bincount(labels)
     weights = torch.zeros(len(class_sets), len(labels))
