@@ -644,3 +644,52 @@ def test_hooks_over_many_row_blocks(conv_path, monkeypatch):
     # the sequence Linear (10 rows, 2 a block) always; when unfolded the convolutions too: 12
     # rows one at a time, 3 groups of 4, and the depthwise one's single row per group
     assert sorted(blocks) == ([5] if conv_path == "grouped" else [1, 4, 5, 12])
+
+
+# --- streaming a data set -----------------------------------------------------------------------
+
+
+class ListImages(torch.utils.data.Dataset):
+    """A plain data set of ``(image, label)`` pairs without batch access (as FileImages)."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], int(self.labels[index])
+
+
+@pytest.mark.parametrize("kind", ["tensor_images", "per_item"])
+def test_class_fisher_streams_a_data_set(kind):
+    """A data set read 3 samples at a time gives the Fisher of its samples held whole."""
+    from mnemu.data import TensorImages
+
+    torch.manual_seed(0)
+    model = create_model("mlp", 4, (1, 6, 6), hidden=12)
+    generator = torch.Generator().manual_seed(11)
+    pixels = torch.randint(0, 256, (10, 1, 6, 6), dtype=torch.uint8, generator=generator)
+    labels = torch.tensor([0, 1, 2, 3, 0, 0, 2, 1, 3, 3])
+    images = (pixels.float() / 255 - 0.4) / 0.3  # normalised by hand, as TensorImages does
+    dataset = (TensorImages(pixels, labels, (0.4,), (0.3,)) if kind == "tensor_images"
+               else ListImages(images, labels))
+    sets = [[1], [0, 2, 3]]
+    streamed = class_fisher(model, dataset, None, sets, chunk_size=3)
+    held = class_fisher(model, images, labels, sets)
+    per_sample = brute_force(model, images, labels, torch.eye(10))
+    for k, classes in enumerate(sets):
+        for name, s in per_sample.items():
+            expected = sum(s[labels == c].mean(0) for c in classes) / len(classes)
+            assert_close_rel(held[k][name], expected, name)
+            assert_close_rel(streamed[k][name], expected, name)
+
+
+def test_streaming_rejects_labels_that_are_not_the_data_sets():
+    model = create_model("mlp", 3, (1, 4, 4), hidden=8)
+    dataset = ListImages(_images(4, (1, 4, 4)), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(MnemuError, match="labels from sample 2 on differ"):
+        class_fisher(model, dataset, torch.tensor([0, 1, 0, 2]), [[0], [1, 2]], chunk_size=2)
+    with pytest.raises(MnemuError, match="no .labels"):
+        class_fisher(model, _images(4, (1, 4, 4)), None, [[0], [1, 2]])
