@@ -430,3 +430,266 @@ def test_class_fisher_rejects_empty_sets_and_missing_classes():
         class_fisher(model, x, y, [[0], []])
     with pytest.raises(MnemuError, match="class 2 has no samples"):
         class_fisher(model, x, y, [[0], [2]])
+
+
+# --- exact layer types only: subclasses and foreign parameters take the exact fallback ---------
+
+
+class SubclassNet(nn.Module):
+    """Subclasses of supported layers that compute something else with the same parameters (as
+    timm's BatchNormAct2d, StdConv2d and ScaledStdConv2d do), and an old-style weight-normed
+    Linear whose ``weight`` is computed from two other parameters."""
+
+    class NormAct(nn.BatchNorm2d):  # the activation after the norm changes the output gradient
+        def forward(self, x):
+            return torch.tanh(super().forward(x))
+
+    class StandardisedConv(nn.Conv2d):  # forward inherited: only a helper differs
+        def _conv_forward(self, x, weight, bias):
+            weight = (weight - weight.mean((1, 2, 3), keepdim=True)) / weight.std((1, 2, 3), keepdim=True)
+            return super()._conv_forward(x, weight, bias)
+
+    class GainedLinear(nn.Linear):  # a parameter of its own besides weight and bias
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.gain = nn.Parameter(torch.linspace(0.5, 1.5, self.out_features))
+
+        def forward(self, x):
+            return super().forward(x) * self.gain
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.conv = self.StandardisedConv(2, 4, 3, padding=1)
+        self.norm = self.NormAct(4)
+        self.hidden = self.GainedLinear(4 * 5 * 5, 6)
+        with pytest.warns(FutureWarning):  # deprecated, still in use
+            self.normed = torch.nn.utils.weight_norm(nn.Linear(6, 6))
+        self.head = nn.Linear(6, num_classes)
+
+    def forward(self, x):
+        x = self.norm(self.conv(x)).flatten(1)
+        return self.head(torch.tanh(self.normed(torch.tanh(self.hidden(x)))))
+
+
+def test_subclasses_and_foreign_parameters_take_the_exact_fallback(monkeypatch):
+    torch.manual_seed(0)
+    model = randomise_norm_layers(SubclassNet())
+    x, y = _images(5, (2, 5, 5), seed=6), torch.arange(5) % 3
+    handed_over = []
+    real_vmap = mnemu.fisher._vmap
+
+    def spy(model_, params, names, *args, **kwargs):
+        handed_over.extend(names)
+        return real_vmap(model_, params, names, *args, **kwargs)
+
+    monkeypatch.setattr(mnemu.fisher, "_vmap", spy)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(7))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=3)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    # the weight-normed Linear's bias is still the hooks' (its rule holds for it); head too
+    assert set(handed_over) == {"conv.weight", "conv.bias", "norm.weight", "norm.bias",
+                                "hidden.weight", "hidden.bias", "hidden.gain",
+                                "normed.weight_g", "normed.weight_v"}
+
+
+# --- library models: timm's layer zoo and the paper's models -----------------------------------
+
+
+def _perturb_vanishing_parameters(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Zero-initialised parameters (biases, skip-init gains, layer scales of 1e-6) set to O(1)
+    values, so that no parameter's Fisher is trivially zero or negligible."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().max() < 1e-3:
+                p.copy_(0.5 + 0.5 * torch.rand(p.shape, generator=generator))
+    return model
+
+
+def _resnetv2_bit_small(num_classes):
+    """resnetv2_50x1_bit's layers (StdConv2d with eps 1e-8, GroupNormAct) one block per stage:
+    the 50-layer net at random init is so ill-conditioned that the float32 loop itself is 8% off
+    its float64 value."""
+    from functools import partial
+
+    from timm.layers import StdConv2d
+    from timm.models.resnetv2 import ResNetV2
+
+    return ResNetV2(layers=(1, 1, 1, 1), num_classes=num_classes, stem_type="fixed",
+                    conv_layer=partial(StdConv2d, eps=1e-8))
+
+
+def _library_model(name):
+    if name.startswith("timm:"):
+        timm = pytest.importorskip("timm")
+        options = {"img_size": 32} if "vit" in name or "swin" in name else {}
+        model = timm.create_model(name.removeprefix("timm:"), pretrained=False, num_classes=3,
+                                  **options)
+    elif name == "resnetv2_bit_small":
+        pytest.importorskip("timm")
+        model = _resnetv2_bit_small(3)
+    else:
+        model = create_model(name, 3, (3, 32, 32))
+    return _perturb_vanishing_parameters(randomise_norm_layers(model))
+
+
+def assert_fisher_equal(actual: dict, expected: dict, rtol: float) -> None:
+    """Every parameter close to the reference relative to its largest entry; one the reference
+    leaves all zero (unused by these inputs) must be all zero too."""
+    assert set(actual) == set(expected)
+    for name, ref in expected.items():
+        if ref.abs().max() == 0:
+            assert actual[name].abs().max() == 0, name
+        else:
+            assert actual[name].abs().max() > 0, f"{name}: all zero, the reference is not"
+            assert_close_rel(actual[name], ref, name, rtol)
+    used = sum(int(ref.abs().max() > 0) for ref in expected.values())
+    assert used >= 0.95 * len(expected), "most parameters should have a non-zero Fisher"
+
+
+LIBRARY_MODELS = [
+    "timm:efficientnet_b0",  # BatchNormAct2d
+    "resnetv2_bit_small",  # StdConv2d, GroupNormAct
+    pytest.param("timm:nf_resnet26", marks=pytest.mark.slow),  # ScaledStdConv2d (gain)
+    "timm:convnext_atto",  # LayerNorm2d, timm LayerNorm, layer scale
+    "timm:vit_tiny_patch16_224",  # timm LayerNorm, attention
+    pytest.param("timm:swin_tiny_patch4_window7_224", marks=pytest.mark.slow),
+    pytest.param("resnext50_32x4d", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # vmap over attention
+@pytest.mark.parametrize("name", LIBRARY_MODELS)
+def test_hooks_equal_the_loop_on_library_models(name):
+    torch.manual_seed(0)
+    model = _library_model(name)
+    x, y = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.arange(3)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(1))
+    assert_fisher_equal(sum_squared_grads(model, x, y, weights, chunk_size=3),
+                        brute_force(model, x, y, weights), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnext50_32x4d", marks=pytest.mark.slow)])
+def test_paper_models_need_no_fallback(name, monkeypatch):
+    """All of a torchvision model's layers are torch's own: the hooks alone cover them."""
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fallback used")
+
+    monkeypatch.setattr(mnemu.fisher, "_vmap", no_fallback)
+    monkeypatch.setattr(mnemu.fisher, "_loop", no_fallback)
+    model = create_model(name, 3, (3, 32, 32))
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    sum_squared_grads(model, x, torch.arange(2), torch.ones(1, 2))
+
+
+# --- many row blocks, both convolution paths, on a Fisher with few zero entries -----------------
+
+
+def test_blocked_square_sum_over_many_blocks():
+    """acc[g, b, o, k] += sum_n w[g, n] * (left[n, b, o] @ right[n, b, :, k])^2 with a scratch
+    of 2 rows: 7 blocks, the last one shorter; the reference is an einsum in float64."""
+    generator = torch.Generator().manual_seed(8)
+    left, right = torch.randn(3, 2, 13, 4, generator=generator), torch.randn(3, 2, 4, 5, generator=generator)
+    w = torch.rand(2, 3, generator=generator)
+    acc = torch.ones(2, 2, 13, 5)  # adds to what is there
+    mnemu.fisher._blocked_square_sum(left, right, w, acc, torch.empty(3 * 2 * 2 * 5 + 7))
+    products = torch.einsum("nbol,nblk->nbok", left.double(), right.double())
+    expected = 1 + torch.einsum("gn,nbok->gbok", w.double(), products.square())
+    assert_close_rel(acc, expected, "acc")
+
+
+class SmoothNet(nn.Module):
+    """Smooth activations only (no ReLU, no pooling) and dense inputs, so that almost every entry
+    of the Fisher is non-zero: a convolution big enough for the grouped-convolution path, a small
+    grouped one, a depthwise one, and a Linear on token sequences."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 12, 3, padding=1)  # 16x16 = 256 positions
+        self.conv2 = nn.Conv2d(12, 12, 3, stride=2, padding=1, groups=3, bias=False)  # 8x8
+        self.depthwise = nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.tokens = nn.Linear(12, 10)  # on 64 positions as a sequence
+        self.head = nn.Linear(10, num_classes)
+
+    def forward(self, x):
+        x = torch.tanh(self.conv1(x))
+        x = torch.tanh(self.depthwise(torch.tanh(self.conv2(x))))
+        x = F.gelu(self.tokens(x.flatten(2).transpose(1, 2)))  # [N, 64, 12] -> [N, 64, 10]
+        return self.head(x.mean(1))
+
+
+@pytest.mark.parametrize("conv_path", ["grouped", "unfold"])
+def test_hooks_over_many_row_blocks(conv_path, monkeypatch):
+    """A scratch of a few rows makes every blocked product take many blocks; both CPU paths for
+    convolutions (samples as groups, unfolded inputs) are forced in turn."""
+    monkeypatch.setattr(mnemu.fisher, "BLOCK_ELEMENTS", {"cpu": 150, "cuda": 150})
+    monkeypatch.setattr(mnemu.fisher, "GROUPED_CONV_MIN_POSITIONS", 0 if conv_path == "grouped" else 10**9)
+    blocks = []
+    real = mnemu.fisher._blocked_square_sum
+
+    def count_blocks(left, right, w, acc, scratch):
+        n, b, rows, _ = left.shape
+        blocks.append(-(-rows // max(1, scratch.numel() // (n * b * right.shape[-1]))))
+        return real(left, right, w, acc, scratch)
+
+    monkeypatch.setattr(mnemu.fisher, "_blocked_square_sum", count_blocks)
+    torch.manual_seed(0)
+    model = SmoothNet()
+    x, y = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(9)), torch.arange(6) % 3
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(10))
+    expected = brute_force(model, x, y, weights)
+    nonzero = sum(int((t != 0).sum()) for t in expected.values()) / sum(t.numel() for t in expected.values())
+    assert nonzero > 0.99  # a block that read the wrong rows could not hide behind zeros
+    assert_matches(sum_squared_grads(model, x, y, weights, chunk_size=6), expected)
+    # the sequence Linear (10 rows, 2 a block) always; when unfolded the convolutions too: 12
+    # rows one at a time, 3 groups of 4, and the depthwise one's single row per group
+    assert sorted(blocks) == ([5] if conv_path == "grouped" else [1, 4, 5, 12])
+
+
+# --- streaming a data set -----------------------------------------------------------------------
+
+
+class ListImages(torch.utils.data.Dataset):
+    """A plain data set of ``(image, label)`` pairs without batch access (as FileImages)."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], int(self.labels[index])
+
+
+@pytest.mark.parametrize("kind", ["tensor_images", "per_item"])
+def test_class_fisher_streams_a_data_set(kind):
+    """A data set read 3 samples at a time gives the Fisher of its samples held whole."""
+    from mnemu.data import TensorImages
+
+    torch.manual_seed(0)
+    model = create_model("mlp", 4, (1, 6, 6), hidden=12)
+    generator = torch.Generator().manual_seed(11)
+    pixels = torch.randint(0, 256, (10, 1, 6, 6), dtype=torch.uint8, generator=generator)
+    labels = torch.tensor([0, 1, 2, 3, 0, 0, 2, 1, 3, 3])
+    images = (pixels.float() / 255 - 0.4) / 0.3  # normalised by hand, as TensorImages does
+    dataset = (TensorImages(pixels, labels, (0.4,), (0.3,)) if kind == "tensor_images"
+               else ListImages(images, labels))
+    sets = [[1], [0, 2, 3]]
+    streamed = class_fisher(model, dataset, None, sets, chunk_size=3)
+    held = class_fisher(model, images, labels, sets)
+    per_sample = brute_force(model, images, labels, torch.eye(10))
+    for k, classes in enumerate(sets):
+        for name, s in per_sample.items():
+            expected = sum(s[labels == c].mean(0) for c in classes) / len(classes)
+            assert_close_rel(held[k][name], expected, name)
+            assert_close_rel(streamed[k][name], expected, name)
+
+
+def test_streaming_rejects_labels_that_are_not_the_data_sets():
+    model = create_model("mlp", 3, (1, 4, 4), hidden=8)
+    dataset = ListImages(_images(4, (1, 4, 4)), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(MnemuError, match="labels from sample 2 on differ"):
+        class_fisher(model, dataset, torch.tensor([0, 1, 0, 2]), [[0], [1, 2]], chunk_size=2)
+    with pytest.raises(MnemuError, match="no .labels"):
+        class_fisher(model, _images(4, (1, 4, 4)), None, [[0], [1, 2]])

@@ -6,13 +6,15 @@ remaining classes). The model is in eval mode, so samples do not interact and on
 give every per-sample gradient. Three ways to get them, all exact:
 
 ``hooks`` (default)
-    one batched forward, then one backward that computes input gradients only; hooks on Linear,
-    Conv2d and normalisation layers rebuild each sample's weight gradient from the layer's input
-    and output gradient, square it and add it up, a block at a time so that the per-sample
-    gradients of a whole layer never sit in memory (for a linear layer with one input vector per
-    sample, ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Parameters of other
-    modules, and modules whose first dimension is not the sample (Swin's window attention), are
-    handed to ``vmap``, or to ``loop`` if ``vmap`` cannot batch them.
+    one batched forward, then one backward that computes input gradients only; hooks on torch's
+    own Linear, Conv2d and normalisation layers (those exact types: a subclass may compute
+    something else) rebuild each sample's weight gradient from the layer's input and output
+    gradient, square it and add it up, a block at a time so that the per-sample gradients of a
+    whole layer never sit in memory (for a linear layer with one input vector per sample,
+    ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Other parameters (those of
+    subclasses such as timm's BatchNormAct2d or StdConv2d included), and those of modules whose
+    first dimension is not the sample (Swin's window attention), are handed to ``vmap``, or to
+    ``loop`` if ``vmap`` cannot batch them.
 ``vmap``
     ``torch.func.vmap(grad(...))`` over samples.
 ``loop``
@@ -36,11 +38,16 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
+from .data import loader
 from .errors import MnemuError
 
 METHODS = ("hooks", "vmap", "loop")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: Samples: a tensor ``[N, ...]`` held whole, or a data set of ``(input, label)`` read a chunk at a
+#: time in its own order (never shuffled), for data too big for memory.
+Samples = torch.Tensor | Dataset
 
 #: Elements of the scratch block that holds per-sample gradients at once: it should sit in cache
 #: on a CPU; a GPU prefers bigger blocks.
@@ -142,22 +149,43 @@ def _layernorm_grads(module: nn.LayerNorm, a, g) -> dict:
     return _affine_grads(module, x_hat, g, over_leading)
 
 
+#: The rules, by the exact module type each was derived for. Not ``isinstance``: a subclass may
+#: compute something else with the same parameters (timm's BatchNormAct2d adds an activation after
+#: the norm, StdConv2d standardises its weight, ScaledStdConv2d adds a ``gain``), and it may do so
+#: without overriding ``forward`` (a helper method, a ``weight`` property), so no inherited type is
+#: trusted; its parameters take the exact fallback.
+_RULES = {
+    nn.Linear: _linear_grads,
+    nn.Conv2d: _conv2d_grads,
+    nn.BatchNorm1d: _batchnorm_grads,
+    nn.BatchNorm2d: _batchnorm_grads,
+    nn.BatchNorm3d: _batchnorm_grads,
+    nn.LayerNorm: _layernorm_grads,
+    nn.GroupNorm: _groupnorm_grads,
+}
+#: Parameters a rule returns a gradient for (when the module has them): only these are covered.
+_RULE_PARAMETERS = ("weight", "bias")
+
+
 def _per_sample_rule(module: nn.Module):
     """The per-sample gradient rule for ``module``, or None if its parameters need the fallback."""
-    if isinstance(module, nn.Linear):
-        return _linear_grads
-    if isinstance(module, nn.Conv2d):
-        if module.padding_mode == "zeros" and not isinstance(module.padding, str):
-            return _conv2d_grads
+    rule = _RULES.get(type(module))
+    if rule is None or module._forward_hooks:  # another forward hook may replace the output
         return None
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        # Only running statistics keep samples independent (eval mode, as the method requires).
-        return _batchnorm_grads if module.running_mean is not None else None
-    if isinstance(module, nn.LayerNorm):
-        return _layernorm_grads
-    if isinstance(module, nn.GroupNorm):
-        return _groupnorm_grads
-    return None
+    if rule is _conv2d_grads and (module.padding_mode != "zeros" or isinstance(module.padding, str)):
+        return None
+    if rule is _batchnorm_grads and module.running_mean is None:
+        return None  # batch statistics: samples interact (eval mode with running ones is the method)
+    return rule
+
+
+def _rule_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The module's own parameters that its rule returns: ``weight`` and ``bias`` when they are
+    the parameters themselves (``torch.nn.utils.weight_norm`` makes ``weight`` a tensor computed
+    from two other parameters, which the rule knows nothing about)."""
+    own = dict(module.named_parameters(recurse=False))
+    return {local: own[local] for local in _RULE_PARAMETERS
+            if local in own and getattr(module, local) is own[local]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +209,8 @@ def _blocked_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
     n, b, rows, _ = left.shape
     k = right.shape[-1]
     step = max(1, min(rows, scratch.numel() // (n * b * k)))
+    if n * b * step * k > scratch.numel():  # a single row is bigger than the scratch
+        scratch = left.new_empty(n * b * step * k)
     for start in range(0, rows, step):
         size = min(step, rows - start)
         block = scratch[: n * b * size * k].view(n, b, size, k)
@@ -235,7 +265,7 @@ _FAST = {_linear_grads: _linear_fast, _conv2d_grads: _conv2d_fast}
 
 def sum_squared_grads(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: Samples,
     labels: torch.Tensor,
     weights: torch.Tensor,
     *,
@@ -245,9 +275,11 @@ def sum_squared_grads(
 ) -> dict[str, torch.Tensor]:
     """``S[name][g] = sum_n weights[g, n] * (d loss(model(x_n), y_n) / d param)^2``.
 
-    ``inputs`` ``[N, ...]``, ``labels`` ``[N]`` and ``weights`` ``[G, N]`` may live on any device;
-    work happens on the model's device, ``chunk_size`` samples at a time (default:
-    :func:`default_chunk_size`), with the model in eval mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
+    ``inputs`` is a tensor ``[N, ...]`` or a data set of N ``(input, label)`` pairs, read in order
+    through :func:`mnemu.data.loader` (its labels must equal ``labels``); ``labels`` ``[N]`` and
+    ``weights`` ``[G, N]`` may live on any device. Work happens on the model's device,
+    ``chunk_size`` samples at a time (default: :func:`default_chunk_size`), with the model in eval
+    mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
     ``{parameter name: tensor [G, *parameter.shape]}`` (float32).
     """
     if method not in METHODS:
@@ -256,17 +288,16 @@ def sum_squared_grads(
         raise MnemuError("inputs, labels and weights [groups, samples] disagree in size")
     params = dict(model.named_parameters())
     device = next(iter(params.values())).device
-    chunk_size = chunk_size or default_chunk_size(inputs[0].numel(), device)
+    chunk_size = chunk_size or default_chunk_size(_first_input(inputs).numel(), device)
     acc = {n: torch.zeros(weights.shape[0], *p.shape, device=device) for n, p in params.items()}
     was_training = model.training
     model.eval()
     flags = {n: p.requires_grad for n, p in params.items()}
     scratch = torch.empty(BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]), device=device)
     try:
-        for start in range(0, len(inputs), chunk_size):
-            x = inputs[start : start + chunk_size].to(device)
-            y = labels[start : start + chunk_size].to(device)
-            w = weights[:, start : start + chunk_size].to(device=device, dtype=torch.float32)
+        for start, x, y in _chunks(inputs, labels, chunk_size):
+            x, y = x.to(device), y.to(device)
+            w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
             if method == "loop":
                 _loop(model, params, x, y, w, acc, loss_fn)
             elif method == "vmap":
@@ -278,6 +309,26 @@ def sum_squared_grads(
             p.requires_grad_(flags[n])
         model.train(was_training)
     return acc
+
+
+def _first_input(inputs: Samples) -> torch.Tensor:
+    return inputs[0] if isinstance(inputs, torch.Tensor) else inputs[0][0]
+
+
+def _chunks(inputs: Samples, labels: torch.Tensor, size: int):
+    """``(start, inputs, labels)`` of consecutive chunks of ``size`` samples (the last one smaller)."""
+    if isinstance(inputs, torch.Tensor):
+        for start in range(0, len(inputs), size):
+            yield start, inputs[start : start + size], labels[start : start + size]
+        return
+    start = 0
+    for x, y in loader(inputs, size, shuffle=False):
+        y = torch.as_tensor(y)
+        if not torch.equal(y.cpu().long(), labels[start : start + len(y)].cpu().long()):
+            raise MnemuError(f"the data set's labels from sample {start} on differ from the labels "
+                             "given; pass its own .labels, for a data set that serves samples in order")
+        yield start, x, y
+        start += len(y)
 
 
 def _loop(model, params, x, y, w, acc, loss_fn) -> None:
@@ -322,16 +373,22 @@ class _Hooks:
         self.seen: dict[nn.Module, int] = {}
         self.names: dict[nn.Module, dict] = {}
         for prefix, module in model.named_modules():
-            own = dict(module.named_parameters(recurse=False))
             rule = _per_sample_rule(module)
-            if not own or rule is None:
+            if rule is None:
                 continue
-            names = {local: f"{prefix}.{local}" if prefix else local for local in own}
+            names = {local: f"{prefix}.{local}" if prefix else local
+                     for local in _rule_parameters(module)}
+            if not names:
+                continue
+            # the fast reduction writes every parameter the rule knows: only when all are real
+            complete = set(names) == {local for local in _RULE_PARAMETERS
+                                      if getattr(module, local, None) is not None}
+            fast = _FAST.get(rule) if complete else None
             # covered once a call is seen: a module never called (its weights used functionally,
             # as nn.MultiheadAttention does with out_proj) is left to the fallback
-            self.handles.append(module.register_forward_hook(self._forward(rule, names)))
+            self.handles.append(module.register_forward_hook(self._forward(rule, fast, names)))
 
-    def _forward(self, rule, names):
+    def _forward(self, rule, fast, names):
         def hook(module, args, output):
             if self.calls.get(module, 0) < 0:
                 return
@@ -345,20 +402,21 @@ class _Hooks:
             self.calls[module] = self.calls.get(module, 0) + 1
             self.covered.update(names.values())
             self.names[module] = names
-            output.register_hook(lambda g: self._backward(module, rule, names, a, g.detach()))
+            output.register_hook(lambda g: self._backward(module, rule, fast, names, a, g.detach()))
 
         return hook
 
-    def _backward(self, module, rule, names, a, g):
+    def _backward(self, module, rule, fast, names, a, g):
         if self.calls[module] < 0:
             return
-        if self.calls[module] == 1 and rule in _FAST:
-            acc = {local: self.acc[name] for local, name in names.items()}
-            _FAST[rule](module, a, g, self.w, acc, self.scratch)
+        if self.calls[module] == 1 and fast is not None:
+            fast(module, a, g, self.w, {local: self.acc[name] for local, name in names.items()},
+                 self.scratch)
             return
         pending = self.pending.setdefault(module, {})
         for local, grad in rule(module, a, g).items():
-            pending[local] = pending[local] + grad if local in pending else grad
+            if local in names:
+                pending[local] = pending[local] + grad if local in pending else grad
         self.seen[module] = self.seen.get(module, 0) + 1
         if self.seen[module] == self.calls[module]:
             for local, grad in self.pending.pop(module).items():
@@ -404,8 +462,8 @@ def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
 
 def class_fisher(
     model: nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
+    inputs: Samples,
+    labels: torch.Tensor | None,
     class_sets: Sequence[Sequence[int]],
     *,
     method: str = "hooks",
@@ -416,8 +474,15 @@ def class_fisher(
 
     For a class set S: ``f_S = 1/|S| * sum_{c in S} mean_{n: y_n = c} (d loss_n / d theta)^2``,
     i.e. each class's expected squared gradient, averaged over the classes of S. With one code
-    per class this is the mean over S's codes. Returns one ``{name: tensor}`` per class set.
+    per class this is the mean over S's codes. ``inputs`` ``[N, ...]`` with ``labels`` ``[N]``,
+    or a data set (streamed, see :func:`sum_squared_grads`) whose ``.labels`` are used when
+    ``labels`` is None: a whole training split never sits in memory. Returns one
+    ``{name: tensor}`` per class set.
     """
+    if labels is None:
+        labels = getattr(inputs, "labels", None)
+        if not isinstance(labels, torch.Tensor):
+            raise MnemuError("no labels given and the data has no .labels tensor; pass the labels")
     labels = labels.long().cpu()
     counts = torch.bincount(labels)
     weights = torch.zeros(len(class_sets), len(labels))
