@@ -72,12 +72,12 @@ def tiny_config(tmp: Path) -> dict:
          "dataset": "fashion_mnist",
          "data_options": {"max_train_per_class": 200, "max_test_per_class": 100},
          "num_classes": 10, "model": "mlp", "model_options": {"hidden": 128}, "pretrained": False,
-         "t_mix": 0.1, "lambda": "select",
+         "t_mix": 0.1, "lambda": [1e-3, 10.0],  # the paper's MNIST lambdas (App. A)
          "train": {"epochs": 2, "batch_size": 64, "lr": 0.01, "momentum": 0.9,
                    "weight_decay": 5e-4, "schedule": "none"}},
         {"id": "dg", "label": "digits (ResNet-18/4)", "dataset": "digits", "data_options": {},
          "num_classes": 10, "model": "resnet18_cifar", "model_options": {"width": 4},
-         "pretrained": False, "t_mix": 0.1, "lambda": [1e-3, 10.0],
+         "pretrained": False, "t_mix": 0.1, "lambda": "select",
          "train": {"epochs": 2, "batch_size": 64, "lr": 0.01, "momentum": 0.9,
                    "weight_decay": 5e-4, "schedule": "cosine"}},
     ]
@@ -188,8 +188,8 @@ def test_tiny_run_builds_every_target(tiny_run):
         assert (figures / target).stat().st_size > 0, target
     assert (figures / "fig2.png").read_bytes()[:4] == b"\x89PNG"
     assert "paper 95.9 ± 0.1" in (figures / "table2.md").read_text()
-    fixed = json.loads((tmp / "results" / "dg" / "lambda.json").read_text())
-    assert fixed == {"benchmark": "dg", "lambda1": 1e-3, "lambda2": 10.0, "selected": False}
+    fixed = json.loads((tmp / "results" / "fm" / "lambda.json").read_text())
+    assert fixed == {"benchmark": "fm", "lambda1": 1e-3, "lambda2": 10.0, "selected": False}
 
 
 @pytest.mark.slow
@@ -199,17 +199,17 @@ def test_selected_lambda_is_the_best_mean_over_the_seeds_grids(tiny_run):
     tmp, _, _ = tiny_run
     scores: dict[tuple[float, float], list[float]] = {}
     for seed in (0, 1):
-        for row in read_rows(tmp / f"results/fm/tmix0.1_uniform/seed{seed}/grid_forget0.csv"):
-            assert row["benchmark"] == "fm" and row["seed"] == str(seed) and row["forget"] == "0"
+        for row in read_rows(tmp / f"results/dg/tmix0.1_uniform/seed{seed}/grid_forget0.csv"):
+            assert row["benchmark"] == "dg" and row["seed"] == str(seed) and row["forget"] == "0"
             key = (float(row["lambda1"]), float(row["lambda2"]))
             scores.setdefault(key, []).append(float(row["A_R"]) + float(row["E_F"]))
     assert len(scores) == 9 and all(len(v) == 2 for v in scores.values())
     best = max(sorted(scores), key=lambda k: sum(scores[k]) / 2)  # sorted: first = smallest
-    choice = json.loads((tmp / "results" / "fm" / "lambda.json").read_text())
+    choice = json.loads((tmp / "results" / "dg" / "lambda.json").read_text())
     assert choice["selected"] and (choice["lambda1"], choice["lambda2"]) == best
     for seed in (0, 1):
         metrics = json.loads(
-            (tmp / f"results/fm/tmix0.1_uniform/seed{seed}/forget0/metrics.json").read_text())
+            (tmp / f"results/dg/tmix0.1_uniform/seed{seed}/forget0/metrics.json").read_text())
         assert (metrics["lambda1"], metrics["lambda2"]) == best
         assert metrics["sign"] in ("+", "-") and metrics["seconds"]["total"] > 0
 
@@ -227,9 +227,10 @@ def test_table_cells_are_recomputed_from_the_runs(tiny_run):
             assert float(cell["mean"]) == pytest.approx(statistics.fmean(values))
             assert float(cell["std"]) == pytest.approx(statistics.stdev(values))
             assert cell["n"] == "2"
-        for r in runs:  # the claim at this scale: forgotten, and the rest kept
-            assert r["after"]["E_F"] >= 90, (bench, r["after"])
+        for r in runs:  # the rest kept; and with the paper's MLP and lambdas, forgotten
             assert r["after"]["A_R"] >= r["before"]["A_R"] - 10, (bench, r["before"], r["after"])
+            if bench == "fm":
+                assert r["after"]["E_F"] >= 99, r["after"]
 
 
 @pytest.mark.slow
@@ -274,24 +275,28 @@ EXTENSIONS = {
     # a t_mix value for Table 5: a model and its forget step per benchmark and seed
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
               {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),
-    # a seed: every model of the new seed; fm selects lambda over the three seeds' grids again,
-    # so its forget jobs of the other seeds rerun with the new choice; dg's lambda is fixed
+    # a seed: every model of the new seed and its grid; dg selects lambda over the three seeds'
+    # grids again, so its forget jobs of the other seeds rerun with the new choice; fm's is fixed
     "seed": (lambda c: c.update(seeds=[0, 1, 2]),
-             {"train": 6, "fisher": 1, "lambda_grid": 1, "choose_lambda": 1, "forget": 6 + 6,
+             {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
               "summarise": 7, "figure": 3, "table": 5, "all": 1}),
     # a data set entry: its data, models, lambda and forget jobs; every table and Fig. 2 again
     "benchmark": (lambda c: c["benchmarks"].append(
         {**c["benchmarks"][1], "id": "syn", "label": "generated", "dataset": "synthetic",
          "data_options": {"num_classes": 10, "image_shape": [3, 8, 8], "train_per_class": 20,
                           "test_per_class": 10}}),
-                  {"prepare_data": 1, "train": 6, "choose_lambda": 1, "forget": 6,
-                   "summarise": 5, "figure": 1, "table": 5, "all": 1}),
-    # a changed lambda: that benchmark's forget jobs and what they feed, no training
-    "lambda": (lambda c: c["benchmarks"][1].update({"lambda": [1e-4, 10.0]}),
-               {"choose_lambda": 1, "forget": 6, "summarise": 4, "table": 5, "all": 1}),
+                  {"prepare_data": 1, "train": 6, "fisher": 2, "lambda_grid": 2,
+                   "choose_lambda": 1, "forget": 6, "summarise": 5, "figure": 1, "table": 5,
+                   "all": 1}),
+    # a changed lambda: that benchmark's forget jobs and what they feed (its sweep figure marks
+    # the lambdas), no training
+    "lambda": (lambda c: c["benchmarks"][0].update({"lambda": [1e-4, 10.0]}),
+               {"choose_lambda": 1, "forget": 6, "summarise": 4, "figure": 1, "table": 5,
+                "all": 1}),
     # changed training settings: that benchmark's models and everything downstream of them
     "epochs": (lambda c: c["benchmarks"][1]["train"].update(epochs=3),
-               {"train": 8, "forget": 6, "summarise": 5, "figure": 1, "table": 5, "all": 1}),
+               {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6,
+                "summarise": 6, "figure": 2, "table": 5, "all": 1}),
 }
 
 
