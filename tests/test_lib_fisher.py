@@ -550,11 +550,11 @@ def assert_fisher_equal(actual: dict, expected: dict, rtol: float) -> None:
 LIBRARY_MODELS = [
     "timm:efficientnet_b0",  # BatchNormAct2d
     "resnetv2_bit_small",  # StdConv2d, GroupNormAct
-    pytest.param("timm:nf_resnet26", marks=pytest.mark.slow),  # ScaledStdConv2d (gain)
+    "timm:nf_resnet26",  # ScaledStdConv2d (its gain)
     "timm:convnext_atto",  # LayerNorm2d, timm LayerNorm, layer scale
     "timm:vit_tiny_patch16_224",  # timm LayerNorm, attention
-    pytest.param("timm:swin_tiny_patch4_window7_224", marks=pytest.mark.slow),
-    pytest.param("resnext50_32x4d", marks=pytest.mark.slow),
+    "timm:swin_tiny_patch4_window7_224",  # window attention
+    "resnext50_32x4d",  # the paper's, torchvision's grouped convolutions
 ]
 
 
@@ -569,7 +569,7 @@ def test_hooks_equal_the_loop_on_library_models(name):
                         brute_force(model, x, y, weights), rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnext50_32x4d", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d"])
 def test_paper_models_need_no_fallback(name, monkeypatch):
     """All of a torchvision model's layers are torch's own: the hooks alone cover them."""
     def no_fallback(*args, **kwargs):
