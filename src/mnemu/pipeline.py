@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataSplits, loader, prepare_dataset
+from .data import DataSplits, prepare_dataset
 from .errors import MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
@@ -126,15 +126,16 @@ def train_step(bench: dict, run: dict, data_dir: str, out_model: str, out_metric
 
 
 def _fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
-    """Inputs and labels the Fisher is computed from: the codes, or real training samples."""
+    """What the Fisher is computed from: the codes ``(tensor, labels)``, or real training
+    samples ``(Dataset, its labels)``, which the Fisher reads a chunk at a time (a whole training
+    split never sits in memory)."""
     if source == "codes":
         return checkpoint.codes, torch.arange(len(checkpoint.codes))
     options = {"augment": False}
     if source != "data":  # "dataN": the first N training samples of each class
         options["max_train_per_class"] = int(source.removeprefix("data"))
     train = checkpoint.dataset(data_dir, **options).train
-    images, labels = zip(*loader(train, 256, shuffle=False))
-    return torch.cat(images), torch.cat(labels)
+    return train, train.labels
 
 
 def fisher_step(model_path: str, source: str, classes: str, data_dir: str, method: str,
