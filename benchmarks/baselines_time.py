@@ -111,7 +111,7 @@ def main():
               f"{'' if peak is None else f'{peak / 2**20:.0f}'} | "
               f"{'' if growth is None else f'{growth / 2**20:.1f}'} | {row['A_R']:.1f} | "
               f"{row['E_F']:.1f} | "
-              f"{'' if seconds is None else f'{ours_seconds / seconds:.4f} (×{seconds / ours_seconds:.0f} faster)'} |")
+              f"{'' if seconds is None or row['method'] == 'ours' else f'{ours_seconds / seconds:.4f} (ours ×{seconds / ours_seconds:.0f} faster)'} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)
