@@ -71,7 +71,7 @@ def test_table2_cells_are_mean_and_sample_std_with_the_papers_number(tmp_path):
     assert float(cells[("Before forgetting", "a")]["mean"]) == pytest.approx(81.0)
     assert cells[("Ours", "a")]["paper"] == "95.9 ± 0.1" and cells[("Ours", "b")]["paper"] == ""
     md = Path(out["md"]).read_text()
-    assert "| Ours | 90.5 ± 0.7 (paper 95.9 ± 0.1) | 62.7 ± 3.1 |" in md
+    assert "| Ours | **90.5 ± 0.7** (paper 95.9 ± 0.1) | **62.7 ± 3.1** |" in md  # alone: best
     assert "Seeds per cell: 2, 3." in md and "lambda1 = 0.001, lambda2 = 10.0 for a." in md
 
 
@@ -100,7 +100,7 @@ def test_a_missing_benchmark_is_a_dash_not_a_blank(tmp_path):
     artefact = by_id({"benchmarks": BENCHMARKS})["table3"]
     out = outputs(tmp_path, artefact)
     draw(artefact, {"summaries": [summary], "paper": str(paper)}, out, BENCHMARKS)
-    assert "| Ours | 99.5 ± 0.7 | — |" in Path(out["md"]).read_text()
+    assert "| Ours | **99.5 ± 0.7** | — |" in Path(out["md"]).read_text()
 
 
 def test_figures_are_drawn_as_pdf_and_png(tmp_path):
@@ -122,3 +122,84 @@ def test_figures_are_drawn_as_pdf_and_png(tmp_path):
     for path in [*outputs(tmp_path, fig2).values(), *out.values()]:
         head = Path(path).read_bytes()[:5]
         assert head in (b"%PDF-", b"\x89PNG\r"), path
+
+
+def baseline_runs():
+    """SSD on both benchmarks; ERM-KTP refuses benchmark a (its MLP) and runs on b; retraining
+    on a; no other method ran."""
+    rows = []
+    for seed in (0, 1):
+        for bench, method, ar, ef, seconds in (("a", "ssd", 92.0 + seed, 100.0, 2.0 + seed),
+                                               ("b", "ssd", 50.0, 90.0 + seed, 4.0),
+                                               ("b", "erm_ktp", 64.0 + 2 * seed, 100.0, 30.0),
+                                               ("a", "retrain", 99.0, 100.0, 100.0 + seed)):
+            rows.append({"benchmark": bench, "seed": seed, "forget": "0", "method": method,
+                         "unsupported": "", "before.A_R": 80.0, "after.A_R": ar,
+                         "after.E_F": ef, "timer.seconds": seconds})
+        rows.append({"benchmark": "a", "seed": seed, "forget": "0", "method": "erm_ktp",
+                     "unsupported": "CNNs only", "before.A_R": "", "after.A_R": "",
+                     "after.E_F": "", "timer.seconds": ""})
+    return rows
+
+
+def draw_table(tmp_path, table, paper=None):
+    ours = write_rows(tmp_path / "forget_main.csv", forget_runs())
+    baselines = write_rows(tmp_path / "baselines_main.csv", baseline_runs())
+    paper_file = tmp_path / "paper.yaml"
+    paper_file.write_text(yaml.safe_dump(paper or {}))
+    artefact = by_id({"benchmarks": BENCHMARKS})[table]
+    out = outputs(tmp_path, artefact)
+    draw(artefact, {"summaries": [ours, baselines], "paper": str(paper_file)}, out, BENCHMARKS)
+    cells = {(r["row"], r["benchmark"]): r for r in csv.DictReader(open(out["csv"]))}
+    return cells, Path(out["md"]).read_text()
+
+
+def test_method_rows_in_the_papers_order_with_the_best_in_bold(tmp_path):
+    cells, md = draw_table(tmp_path, "table2", {"table2": {"SSD": {"MNIST": [96.9, 0.0]}}})
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")][1:]
+    # methods that did not run (FastMU, LwSF, SFDN) have no row
+    assert rows == ["Before forgetting", "SSD", "ERM-KTP", "Retrain", "Ours"]
+    # column a: SSD's 92.5 beats ours (90.5); retraining's 99.0 is a reference, never bold
+    assert "| SSD | **92.5 ± 0.7** (paper 96.9 ± 0) | 50.0 ± 0.0 |" in md
+    assert "| Retrain | 99.0 ± 0.0 | — |" in md
+    # column b: ERM-KTP 65.0 beats ours 62.7 and SSD 50.0
+    assert "| ERM-KTP | — | **65.0 ± 1.4** |" in md
+    assert "| Ours | 90.5 ± 0.7 | 62.7 ± 3.1 |" in md
+    assert cells[("SSD", "a")]["best"] == "True" and cells[("Ours", "a")]["best"] == "False"
+    assert float(cells[("SSD", "a")]["mean"]) == pytest.approx(92.5)
+
+
+def test_an_unsupported_method_is_a_dash_with_its_reason(tmp_path):
+    cells, md = draw_table(tmp_path, "table3")
+    assert cells[("ERM-KTP", "a")]["n"] == "0" and cells[("ERM-KTP", "a")]["unsupported"] == "CNNs only"
+    assert "— ERM-KTP on A: CNNs only." in md
+    # E_F on a: SSD 100.0 beats ours (99.5); on b ERM-KTP's 100.0 beats ours (98.3) and SSD
+    assert "| SSD | **100.0 ± 0.0** | 90.5 ± 0.7 |" in md
+    assert "| ERM-KTP | — | **100.0 ± 0.0** |" in md
+
+
+def test_fig3_draws_every_benchmark_in_the_summaries(tmp_path, monkeypatch):
+    ours = write_rows(tmp_path / "forget_main.csv",
+                      [{**r, "timer.seconds": 0.01} for r in forget_runs()])
+    rows = baseline_runs() + [{**baseline_runs()[0], "benchmark": "imagenet"}]
+    baselines = write_rows(tmp_path / "baselines_main.csv", rows)
+    artefact = by_id({"benchmarks": BENCHMARKS})["fig3"]
+    out = outputs(tmp_path, artefact)
+    drawn = {}
+    from mnemu.artefacts import _plots
+    real_save = _plots.save
+    monkeypatch.setattr("mnemu.artefacts.fig3.save",
+                        lambda fig, o: (drawn.update(fig=fig), real_save(fig, o)))
+    draw(artefact, {"summaries": [ours, baselines]}, out, BENCHMARKS)
+    ax = drawn["fig"].axes[0]
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B", "imagenet"]
+    from matplotlib.container import BarContainer
+
+    heights = {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers
+               if isinstance(c, BarContainer)}
+    assert heights["SSD"] == pytest.approx([2.5, 4.0, 2.0])  # a: mean of 2 and 3
+    assert heights["ERM-KTP"] == pytest.approx([30.0])  # unsupported on a: no bar
+    assert heights["Ours"] == pytest.approx([0.01, 0.01])
+    for path in out.values():
+        assert Path(path).read_bytes()[:5] in (b"%PDF-", b"\x89PNG\r")

@@ -9,9 +9,10 @@ import json
 import pytest
 import torch
 
-from mnemu import MnemuError, load_checkpoint
-from mnemu.pipeline import (choose_lambda_step, classes_tag, fisher_step, forget_step,
-                            lambda_grid_step, prepare_data_step, summarise_step, train_step)
+from mnemu import MnemuError, evaluate, load_checkpoint
+from mnemu.pipeline import (baseline_step, choose_lambda_step, classes_tag, fisher_step,
+                            forget_step, lambda_grid_step, prepare_data_step, summarise_step,
+                            train_settings, train_step)
 
 BENCH = {"dataset": "synthetic",
          "data_options": {"num_classes": 4, "image_shape": [1, 8, 8], "train_per_class": 40,
@@ -78,6 +79,9 @@ def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained):
     assert {k: metrics[k] for k in RUN} == RUN and metrics["forget"] == "0"
     assert (metrics["lambda1"], metrics["lambda2"]) == (choice["lambda1"], choice["lambda2"])
     assert metrics["after"]["E_F"] > metrics["before"]["E_F"]
+    # timed by the baselines' timer, the per-phase seconds kept beside it
+    assert metrics["timer"]["memory_kind"] == "cpu_rss_sampled"
+    assert metrics["timer"]["seconds"] >= metrics["seconds"]["total"] > 0
     assert load_checkpoint(trained / "forgot.pt").forgotten["forget_classes"] == [0]
 
     summary = trained / "summary.csv"
@@ -127,3 +131,43 @@ def test_summarise_step_refuses_nothing(tmp_path):
 
 def test_classes_tag_is_one_spelling():
     assert classes_tag([5, 0, 2]) == "0+2+5" and classes_tag([1]) == "1"
+
+
+def test_baseline_step_records_the_method_its_timer_and_the_run(trained):
+    out = trained / "ssd.json"
+    baseline_step(str(trained / "model.pt"), "ssd", "0", {"full_data_order": "dataset"}, RUN,
+                  str(trained / "data"), str(out))
+    record = json.loads(out.read_text())
+    assert {k: record[k] for k in RUN} == RUN
+    assert (record["method"], record["forget"], record["forget_classes"]) == ("ssd", "0", [0])
+    assert record["settings"]["full_data_order"] == "dataset" and record["settings"]["alpha"] == 10
+    assert record["timer"]["seconds"] > 0 and record["timer"]["peak_memory_bytes"] > 0
+    # before: the model handed in, on the test split
+    checkpoint = load_checkpoint(trained / "model.pt")
+    data = checkpoint.dataset(str(trained / "data"))
+    before = evaluate(checkpoint.model, data.test, [0], data.num_classes)
+    assert record["before"]["A_R"] == pytest.approx(before["A_R"]) and "E_F" in record["after"]
+    assert "unsupported" not in record
+
+
+def test_an_unsupported_baseline_writes_its_reason_instead_of_failing(trained):
+    out = trained / "erm_ktp.json"
+    baseline_step(str(trained / "model.pt"), "erm_ktp", "0", {}, RUN, str(trained / "data"),
+                  str(out))
+    record = json.loads(out.read_text())
+    assert record["method"] == "erm_ktp" and "CNNs only" in record["unsupported"]
+    assert "after" not in record and "timer" not in record
+
+
+def test_retraining_keeps_its_model_and_trains_with_the_run_seed(trained):
+    settings = train_settings(BENCH, RUN)
+    assert (settings["seed"], settings["t_mix"], settings["epochs"]) == (3, 0.2, 8)
+    baseline_step(str(trained / "model.pt"), "retrain", "0", settings, RUN,
+                  str(trained / "data"), str(trained / "retrain.json"),
+                  str(trained / "retrain.pt"))
+    record = json.loads((trained / "retrain.json").read_text())
+    assert record["settings"]["seed"] == 3 and record["settings"]["epochs"] == 8
+    assert record["after"]["E_F"] == 100  # never shown class 0: never predicts it
+    assert record["after"]["A_R"] > 50
+    retrained = load_checkpoint(trained / "retrain.pt")
+    assert retrained.training["forget_classes"] == [0]

@@ -84,6 +84,8 @@ def tiny_config(tmp: Path) -> dict:
     ]
     config["lambda_sweep_figures"] = [{"figure": "fig6", "benchmark": "fm"},
                                       {"figure": "fig7", "benchmark": "dg"}]
+    # the cheap baselines, and ERM-KTP for its dash on the MLP (small.yaml's settings)
+    config["baseline_methods"] = ["ssd", "erm_ktp", "retrain"]
     return config
 
 
@@ -108,8 +110,32 @@ def test_paper_dry_run_lists_every_target():
     # 4 benchmarks x 3 seeds x (5 t_mix values + normal codes) models, each trained once.
     assert counts["train"] == 4 * 3 * 6
     assert counts["forget"] == 4 * 3 * (4 + 1 + 9)
+    assert counts["baseline"] == 4 * 3 * 5 and counts["retrain"] == 4 * 3
     assert counts["figure"] + counts["table"] == len(catalogue(config))
     assert result.returncode == 0
+
+
+def test_paper_dry_run_of_table2_and_fig3_lists_every_methods_jobs():
+    out = snakemake("--dry-run", "paper_figures/table2.csv", "paper_figures/fig3.pdf").stdout
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    seeds, benches = config["seeds"], [b["id"] for b in config["benchmarks"]]
+    methods = config["baseline_methods"]
+    assert set(methods) == {"fastmu", "lwsf", "sfdn", "ssd", "erm_ktp", "retrain"}
+    for bench in benches:
+        t_mix = next(f"{b['t_mix']:g}" for b in config["benchmarks"] if b["id"] == bench)
+        for seed in seeds:
+            for method in methods:  # on the benchmark's main model, every seed
+                path = (f"results/paper/{bench}/retrain_forget0/seed{seed}/metrics.json"
+                        if method == "retrain" else
+                        f"results/paper/{bench}/tmix{t_mix}_uniform/seed{seed}/baselines/"
+                        f"{method}_forget0.json")
+                assert path in out, path
+    counts = job_counts(out)
+    assert counts["baseline"] == len(benches) * len(seeds) * (len(methods) - 1)
+    assert counts["retrain"] == len(benches) * len(seeds)
+    for rule in ("baseline", "retrain"):  # each asks for a GPU in the paper configuration
+        blocks = re.findall(rf"rule {rule}:\n(?:.+\n)*?\s+resources: (.+)", out)
+        assert blocks and all("gpu=1" in b for b in blocks), rule
 
 
 def test_slurm_profile_dry_run_resolves_resources():
@@ -194,6 +220,26 @@ def test_tiny_run_builds_every_target(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_run_tables_have_the_baselines_and_retraining(tiny_run):
+    tmp, _, _ = tiny_run
+    table2 = (tmp / "figures" / "table2.md").read_text()
+    rows = [line.split("|")[1].strip() for line in table2.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["Before forgetting", "SSD", "ERM-KTP", "Retrain", "Ours"]
+    assert "| ERM-KTP | — |" in table2 and "— ERM-KTP on Fashion-MNIST subset (MLP): CNNs only" in table2
+    cells = {(r["row"], r["benchmark"]): r for r in read_rows(tmp / "figures" / "table3.csv")}
+    assert cells[("Retrain", "fm")]["mean"] == "100.0"  # never shown the class: never predicts it
+    for seed in (0, 1):
+        record = json.loads((tmp / f"results/dg/tmix0.1_uniform/seed{seed}/baselines/"
+                                    "erm_ktp_forget0.json").read_text())
+        assert record["method"] == "erm_ktp" and record["timer"]["seconds"] > 0
+        assert record["settings"]["seed"] == seed and record["settings"]["ktp_epochs"] == 3
+        assert (tmp / f"results/dg/retrain_forget0/seed{seed}/model.pt").is_file()
+    ours = json.loads((tmp / "results/fm/tmix0.1_uniform/seed0/forget0/metrics.json").read_text())
+    assert ours["timer"]["memory_kind"] == "cpu_rss_sampled"  # the baselines' timer
+    assert (tmp / "figures" / "fig3.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.slow
 def test_selected_lambda_is_the_best_mean_over_the_seeds_grids(tiny_run):
     """Recomputed here from the grid files: the highest mean A_R + E_F over both seeds, ties to
     the smallest lambda1 then lambda2 (the gentlest perturbation)."""
@@ -273,34 +319,42 @@ def test_tiny_run_is_incremental(tiny_run):
 
 
 EXTENSIONS = {
-    # a forget class: one forget job per benchmark and seed, then Table 8 again
+    # a forget class: one forget job per benchmark and seed, then Table 8 again (baselines
+    # forget the main classes only)
     "forget class": (lambda c: c.update(other_forget_classes=[1, 2]),
                      {"forget": 4, "summarise": 1, "table": 1, "all": 1}),
     # a t_mix value for Table 5: a model and its forget step per benchmark and seed
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
               {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),
-    # a seed: every model of the new seed and its grid; dg selects lambda over the three seeds'
-    # grids again, so its forget jobs of the other seeds rerun with the new choice; fm's is fixed
+    # a seed: every model of the new seed, its grid and baselines; dg selects lambda over the
+    # three seeds' grids again, so its forget jobs of the other seeds rerun with the new choice
+    # (fm's is fixed); the baselines of the other seeds do not use lambda and stay
     "seed": (lambda c: c.update(seeds=[0, 1, 2]),
              {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
-              "summarise": 7, "figure": 3, "table": 5, "all": 1}),
-    # a data set entry: its data, models, lambda and forget jobs; every table and Fig. 2 again
+              "baseline": 4, "retrain": 2, "summarise": 8, "figure": 4, "table": 5, "all": 1}),
+    # a data set entry: its data, models, lambda, forget and baseline jobs; every table, Figs. 2
+    # and 3 again
     "benchmark": (lambda c: c["benchmarks"].append(
         {**c["benchmarks"][1], "id": "syn", "label": "generated", "dataset": "synthetic",
          "data_options": {"num_classes": 10, "image_shape": [3, 8, 8], "train_per_class": 20,
                           "test_per_class": 10}}),
                   {"prepare_data": 1, "train": 6, "fisher": 2, "lambda_grid": 2,
-                   "choose_lambda": 1, "forget": 6, "summarise": 5, "figure": 1, "table": 5,
-                   "all": 1}),
+                   "choose_lambda": 1, "forget": 6, "baseline": 4, "retrain": 2, "summarise": 6,
+                   "figure": 2, "table": 5, "all": 1}),
     # a changed lambda: that benchmark's forget jobs and what they feed (its sweep figure marks
-    # the lambdas), no training
+    # the lambdas; Fig. 3 shows our times), no training, no baseline
     "lambda": (lambda c: c["benchmarks"][0].update({"lambda": [1e-4, 10.0]}),
-               {"choose_lambda": 1, "forget": 6, "summarise": 4, "figure": 1, "table": 5,
+               {"choose_lambda": 1, "forget": 6, "summarise": 4, "figure": 2, "table": 5,
                 "all": 1}),
-    # changed training settings: that benchmark's models and everything downstream of them
+    # changed training settings: that benchmark's models, its retraining and everything
+    # downstream of them
     "epochs": (lambda c: c["benchmarks"][1]["train"].update(epochs=3),
                {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6,
-                "summarise": 6, "figure": 2, "table": 5, "all": 1}),
+                "baseline": 4, "retrain": 2, "summarise": 7, "figure": 3, "table": 5,
+                "all": 1}),
+    # a baseline setting: that method's jobs, the baselines summary, Tables 2, 3 and Fig. 3
+    "baseline setting": (lambda c: c["baselines"]["ssd"].update(alpha=5.0),
+                         {"baseline": 4, "summarise": 1, "figure": 1, "table": 2, "all": 1}),
 }
 
 

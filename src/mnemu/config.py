@@ -111,6 +111,7 @@ def _cross_problems(config: Mapping) -> list[str]:
                                     f"num_classes")
         if len(config["forget_classes"]) >= b["num_classes"]:
             problems.append(f"forget_classes: would forget every class of '{b['id']}'")
+    problems += _baseline_problems(config)
     figures = [f["figure"] for f in config["lambda_sweep_figures"]]
     for f in config["lambda_sweep_figures"]:
         if f["benchmark"] not in ids:
@@ -118,4 +119,33 @@ def _cross_problems(config: Mapping) -> list[str]:
                             f"'{f['benchmark']}', which is not among benchmarks ({', '.join(ids)})")
         if figures.count(f["figure"]) > 1:
             problems.append(f"lambda_sweep_figures: {f['figure']} is listed twice")
+    return problems
+
+
+#: Baselines whose settings come from elsewhere in the config, not from ``baselines``.
+BASELINES_WITHOUT_SETTINGS = {"retrain": "it trains with each benchmark's train settings"}
+
+
+def _baseline_problems(config: Mapping) -> list[str]:
+    """Every listed method exists, and each settings entry builds its method's ``Settings``."""
+    from .baselines import BASELINES
+    from .baselines.common import make_settings
+
+    problems = []
+    for name in config["baseline_methods"]:
+        if name not in BASELINES:
+            problems.append(f"baseline_methods: '{name}' is not a baseline; use some of "
+                            f"{', '.join(BASELINES)}")
+    for name, settings in config["baselines"].items():
+        if name in BASELINES_WITHOUT_SETTINGS:
+            problems.append(f"baselines.{name}: has no settings here "
+                            f"({BASELINES_WITHOUT_SETTINGS[name]}); remove the entry")
+            continue
+        if "seed" in (settings or {}):
+            problems.append(f"baselines.{name}.seed: the seed is each run's (seeds); remove it")
+            continue
+        try:
+            make_settings(BASELINES[name].settings, settings)
+        except (MnemuError, TypeError, ValueError) as err:
+            problems.append(f"baselines.{name}: {err}")
     return problems

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .baselines import Unsupported, check_supported, default_settings, run_baseline, timed
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataSplits, prepare_dataset
 from .errors import MnemuError
@@ -95,14 +96,20 @@ def prepare_data_step(dataset: str, data_options: dict, data_dir: str, out: str,
 # --- training ----------------------------------------------------------------------------------
 
 
+def train_settings(bench: dict, run: dict) -> dict:
+    """The :class:`TrainSettings` fields of a model: the benchmark's ``train`` entry with the
+    run's t_mix, seed and code distribution."""
+    allowed = {f.name for f in fields(TrainSettings)}
+    return {**{k: v for k, v in bench["train"].items() if k in allowed},
+            "t_mix": run["t_mix"], "seed": run["seed"], "code_distribution": run["codes"]}
+
+
 def train_step(bench: dict, run: dict, data_dir: str, out_model: str, out_metrics: str) -> None:
     """Train one model with codes (Alg. 1) and record its test accuracy (Fig. 2).
 
     ``run`` identifies the model (benchmark, t_mix, codes, seed): it is written into every record
     this model's steps produce, so summaries need nothing but their input files."""
-    allowed = {f.name for f in fields(TrainSettings)}
-    settings = TrainSettings(t_mix=run["t_mix"], seed=run["seed"], code_distribution=run["codes"],
-                             **{k: v for k, v in bench["train"].items() if k in allowed})
+    settings = TrainSettings(**train_settings(bench, run))
     device = _device()
     checkpoint = train_checkpoint(
         bench["dataset"], bench["model"], settings, out_model, data_root=data_dir,
@@ -217,10 +224,14 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, ru
     lambdas = json.loads(Path(lambda_path).read_text())
     data = checkpoint.dataset(data_dir)
     before = _test_metrics(checkpoint.model, data, forget)
-    # Alg. 2 from scratch (code Fisher included), as a user would run it.
-    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget, method=method,
-                          eta_eps=eta_eps)
-    model, record = forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
+
+    def alg2():  # from scratch (code Fisher included), as a user would run it
+        forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget,
+                              method=method, eta_eps=eta_eps)
+        return forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
+
+    # the baselines' timer (Fig. 3 compares like with like)
+    (model, record), timer = timed(alg2, device)
     after = _test_metrics(model, data, forget)
     log.info("forgot %s with lambda1 %g, lambda2 %g in %.3fs: A_R %.2f -> %.2f, E_F %.2f -> %.2f",
              forget, lambdas["lambda1"], lambdas["lambda2"], record["seconds"]["total"],
@@ -233,7 +244,52 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, ru
         "lambda1": record["lambda1"], "lambda2": record["lambda2"], "sign": record["sign"],
         "tie": record["tie"], "code_scores": record["code_scores"], "seconds": record["seconds"],
         "alpha": record["alpha"], "fisher_method": record["fisher_method"],
-        "eta_eps": record["eta_eps"], "device": str(device),
+        "eta_eps": record["eta_eps"], "device": str(device), "timer": timer,
+    })
+
+
+#: The keys of a run_baseline record that its timer wrote (see mnemu.baselines.timed).
+_TIMER_KEYS = ("seconds", "device", "device_name", "peak_memory_bytes", "memory_kind",
+               "rss_start_bytes", "rss_growth_bytes")
+
+
+def baseline_step(model_path: str, method: str, classes: str, settings: dict | None, run: dict,
+                  data_dir: str, out_metrics: str, out_model: str | None = None) -> None:
+    """Baseline ``method`` (mnemu.baselines) on a model, timed by the one timer, with test A_R /
+    E_F before and after. A method that cannot handle the model writes its reason under
+    ``unsupported`` instead (tables show a dash with it). ``settings`` override the method's
+    defaults; a method with a ``seed`` setting gets the run's. ``out_model``: keep the result
+    (retraining's model, for later studies)."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+    identity = {**run, "forget": classes_tag(forget), "forget_classes": forget, "method": method}
+    try:
+        check_supported(method, checkpoint.model)
+    except Unsupported as err:
+        log.info("%s: unsupported (%s)", method, err.reason)
+        write_json(out_metrics, {**identity, "unsupported": err.reason, "device": str(device)})
+        return
+    settings = dict(settings or {})
+    if "seed" in default_settings(method):
+        settings["seed"] = run["seed"]
+    data = checkpoint.dataset(data_dir)
+    before = _test_metrics(checkpoint.model, data, forget)
+    model, record = run_baseline(method, checkpoint.model, data, forget, settings,
+                                 codes=checkpoint.codes, device=device)
+    after = _test_metrics(model, data, forget)
+    log.info("%s forgot %s in %.3fs: A_R %.2f -> %.2f, E_F %.2f -> %.2f", method, forget,
+             record["seconds"], before["A_R"], after["A_R"], before["E_F"], after["E_F"])
+    if out_model:
+        training = {"settings": record["settings"], "method": method, "forget_classes": forget,
+                    "seconds": record["seconds"]}
+        Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data,
+                   training).save(out_model)
+    write_json(out_metrics, {
+        **identity, "before": before, "after": after,
+        "timer": {k: record[k] for k in _TIMER_KEYS if k in record},
+        "prepare": record["prepare"], "settings": record["settings"], "info": record["info"],
+        "source": record["source"], "device": str(device),
     })
 
 

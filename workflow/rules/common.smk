@@ -3,7 +3,7 @@ from mnemu.artefacts import catalogue
 from mnemu.codes import DISTRIBUTIONS
 from mnemu.config import check_config
 from mnemu.errors import MnemuError
-from mnemu.pipeline import classes_tag
+from mnemu.pipeline import classes_tag, train_settings
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
@@ -110,6 +110,42 @@ for _bench in BENCHMARKS:
     SUMMARIES[f"lambda_grid_{_bench}"] = _runs(
         _main_tmix, [CODES], [f"grid_forget{MAIN_FORGET}.csv"], benches=[_bench]
     )
+
+
+# --- the baselines (Tables 2, 3, Fig. 3): on each benchmark's main models ---------------------
+
+BASELINE_METHODS = config["baseline_methods"]
+#: Methods run on a model by rule baseline; retraining has its own rule and folder.
+FORGET_BASELINES = [m for m in BASELINE_METHODS if m != "retrain"]
+RETRAIN_DIR = f"{RESULTS}/{{bench}}/retrain_forget{{classes}}/seed{{seed}}"
+
+
+def main_run_of(wildcards):
+    """The identity of a benchmark's main model (its t_mix, the codes) of this seed."""
+    bench = BENCHMARKS[wildcards.bench]
+    return {
+        "benchmark": wildcards.bench,
+        "t_mix": float(bench["t_mix"]),
+        "codes": CODES,
+        "seed": int(wildcards.seed),
+    }
+
+
+def main_model_dir(wildcards):
+    run = main_run_of(wildcards)
+    return model_dir(run["benchmark"], run["t_mix"], CODES, run["seed"])
+
+
+SUMMARIES["baselines_main"] = _runs(
+    _main_tmix,
+    [CODES],
+    [f"baselines/{m}_forget{MAIN_FORGET}.json" for m in FORGET_BASELINES],
+) + [
+    f"{RETRAIN_DIR}/metrics.json".format(bench=bench, classes=MAIN_FORGET, seed=seed)
+    for bench in BENCHMARKS
+    for seed in SEEDS
+    if "retrain" in BASELINE_METHODS
+]
 
 
 def summary_files(wildcards):

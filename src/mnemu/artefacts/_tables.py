@@ -45,17 +45,49 @@ def _record(row, bench, metric, values, paper_ref):
             "paper": paper_ref or ""}
 
 
-def method_table(summary: str, benchmarks: Sequence[dict], paper: Mapping,
-                 rows: Sequence[tuple[str, str]]) -> list[dict]:
-    """One record per (method row, benchmark): ``rows`` are (row name, summary column)."""
-    runs = read_csv(summary)
+#: The methods of Tables 2 and 3 and Fig. 3, in the paper's order: (shown name, ``method`` of the
+#: baselines summary; "ours" = the forget step's runs, whose rows have no method).
+METHODS = (("FastMU", "fastmu"), ("LwSF", "lwsf"), ("SFDN", "sfdn"), ("SSD", "ssd"),
+           ("ERM-KTP", "erm_ktp"), ("Retrain", "retrain"), ("Ours", "ours"))
+#: Rows that are references, not competitors: never in bold.
+REFERENCE_ROWS = ("Before forgetting", "Retrain")
+
+
+def method_runs(summaries: Sequence[str]) -> list[dict]:
+    """The rows of the summaries, each with its ``method`` ("ours" where it has none)."""
+    return [{**r, "method": r.get("method") or "ours"} for path in summaries
+            for r in read_csv(path)]
+
+
+def method_table(summaries: Sequence[str], benchmarks: Sequence[dict], paper: Mapping,
+                 rows: Sequence[tuple[str, str, str]]) -> list[dict]:
+    """One record per (method row, benchmark): ``rows`` are (row name, method, summary column).
+    A method absent from the summaries has no row; runs marked ``unsupported`` give an empty
+    cell with the reason; ``best`` marks each column's highest mean (to the shown decimal)
+    among the rows that are not references."""
+    runs = method_runs(summaries)
+    present = {r["method"] for r in runs} | {"ours"}
     records = []
-    for name, column in rows:
+    for name, method, column in rows:
+        if method not in present:
+            continue
         for bench in benchmarks:
-            values = [r[column] for r in runs if r["benchmark"] == bench["id"]]
+            mine = [r for r in runs if r["method"] == method and r["benchmark"] == bench["id"]]
+            values = [r[column] for r in mine if not r.get("unsupported")]
             ref = paper_value(paper, name, bench["paper_column"]) if bench.get("paper_column") \
                 else None
-            records.append(_record(name, bench, column, values, ref))
+            record = _record(name, bench, column, values, ref)
+            reasons = sorted({r["unsupported"] for r in mine if r.get("unsupported")})
+            record["unsupported"] = "; ".join(reasons) if not values else ""
+            records.append(record)
+    for record in records:
+        record["best"] = False
+    for bench in benchmarks:
+        competing = [r for r in records if r["benchmark"] == bench["id"] and r["n"]
+                     and r["row"] not in REFERENCE_ROWS]
+        best = max((round(r["mean"], 1) for r in competing), default=None)
+        for record in competing:
+            record["best"] = round(record["mean"], 1) == best
     return records
 
 
@@ -100,6 +132,7 @@ def markdown(records: list[dict], title: str, benchmarks: Sequence[dict], group:
              notes: Sequence[str]) -> str:
     labels = {b["id"]: b["label"] + (f" [paper: {b['paper_column']}]" if b.get("paper_column")
                                      else "") for b in benchmarks}
+    label_of = {b["id"]: b["label"] for b in benchmarks}
     metrics = list(dict.fromkeys(r["metric"] for r in records))
     header = [group or ""]
     for bench in benchmarks:
@@ -116,10 +149,16 @@ def markdown(records: list[dict], title: str, benchmarks: Sequence[dict], group:
                     cells.append("—")
                     continue
                 cell = f"{r['mean']:.1f} ± {r['std']:.1f}"
+                cell = f"**{cell}**" if r.get("best") else cell
                 cells.append(cell + (f" (paper {r['paper']})" if r["paper"] else ""))
         lines.append("| " + " | ".join(cells) + " |")
     seeds = sorted({r["n"] for r in records if r["n"]})
     lines += ["", f"Seeds per cell: {', '.join(map(str, seeds)) or '—'}. "
               "Values in percent; paper values in parentheses where the column has one."]
+    if any(r.get("best") for r in records):
+        lines.append("Bold: the highest mean of each column among the forgetting methods "
+                     f"({' and '.join(REFERENCE_ROWS)} are references, never bold).")
+    lines += [f"— {r['row']} on {label_of[r['benchmark']]}: {r['unsupported']}."
+              for r in records if r.get("unsupported")]
     lines += list(notes)
     return "\n".join(lines) + "\n"
