@@ -15,6 +15,8 @@ include: "workflow/rules/fisher.smk"
 include: "workflow/rules/forget.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/appendix.smk"
+include: "workflow/rules/retrain.smk"
 
 
 rule all:
