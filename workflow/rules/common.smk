@@ -124,7 +124,25 @@ RETRAIN_MODEL_DIR = f"{RESULTS}/{{bench}}/retrain_forget{{classes}}/seed{{seed}}
 
 
 def retrain_dir(bench, classes, seed):
-    return RETRAIN_MODEL_DIR.format(bench=bench, classes=classes_tag(classes), seed=seed)
+    return RETRAIN_MODEL_DIR.format(
+        bench=bench, classes=classes_tag(classes), seed=seed
+    )
+
+
+def retrained_run_of(wildcards, without):
+    """The identity of a model retrained without the classes ``without`` (a tag, e.g. "0+1")."""
+    bench = MODELS[wildcards.bench]
+    return {
+        "benchmark": wildcards.bench,
+        "t_mix": float(bench["t_mix"]),
+        "codes": CODES,
+        "seed": int(wildcards.seed),
+        "trained_without": without,
+    }
+
+
+def _classes(tag):
+    return [int(c) for c in tag.split("+")]
 
 
 if APPENDIX:
@@ -151,7 +169,9 @@ if APPENDIX:
         APPENDIX["output_rate_benchmarks"],
     )
     # Figs. 13, 14: test images blended with a code
-    SUMMARIES["backdoor"] = _runs(_main_tmix, [CODES], ["appendix/backdoor.csv"], [_bench])
+    SUMMARIES["backdoor"] = _runs(
+        _main_tmix, [CODES], ["appendix/backdoor.csv"], [_bench]
+    )
     FILES["backdoor_images"] = _runs(
         _main_tmix, [CODES], ["appendix/backdoor_images.pt"], [_bench]
     )[:1]
@@ -159,7 +179,10 @@ if APPENDIX:
     for _name, _key in (("faces", "faces_benchmark"), ("clip_style", "clip_benchmark")):
         if APPENDIX[_key]:
             SUMMARIES[_name] = _runs(
-                _main_tmix, [CODES], _forget([config["forget_classes"]]), [APPENDIX[_key]]
+                _main_tmix,
+                [CODES],
+                _forget([config["forget_classes"]]),
+                [APPENDIX[_key]],
             )
 
 
@@ -172,7 +195,9 @@ def train_params(wildcards):
     bench = MODELS[wildcards.bench]
     keys = ("dataset", "data_options", "model", "model_options", "pretrained", "train")
     params = {key: bench.get(key) for key in keys}
-    if bench.get("text_encoder"):  # a CLIP-style model: its class names' cached embeddings
+    if bench.get(
+        "text_encoder"
+    ):  # a CLIP-style model: its class names' cached embeddings
         params["model_options"] = {
             **(bench.get("model_options") or {}),
             "class_embeddings": class_embeddings_of(wildcards),
