@@ -16,6 +16,7 @@ include: "workflow/rules/forget.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/appendix.smk"
 
 
 rule all:

@@ -171,3 +171,29 @@ def test_retraining_keeps_its_model_and_trains_with_the_run_seed(trained):
     assert record["after"]["A_R"] > 50
     retrained = load_checkpoint(trained / "retrain.pt")
     assert retrained.training["forget_classes"] == [0]
+def test_appendix_steps_write_their_records(trained, tmp_path):
+    """Membership, output rate, blended codes and class losses on a trained model: each record
+    carries the run; the blend at 100 % is the code itself, so the model then outputs its class."""
+    from mnemu.pipeline import backdoor_step, class_losses_step, membership_step, output_rate_step
+
+    tmp = trained
+    model, data = str(tmp / "model.pt"), str(tmp / "data")
+    membership_step({"trained": model, "retrained": model}, "0", data, RUN,
+                    str(tmp_path / "mia.csv"), str(tmp_path / "losses.csv"))
+    aucs = rows(tmp_path / "mia.csv")
+    assert {(r["model"], r["attack"]) for r in aucs} == {
+        (m, a) for m in ("trained", "retrained") for a in ("loss_threshold", "logistic")}
+    assert all(0.0 <= float(r["auc"]) <= 1.0 and r["seed"] == str(RUN["seed"]) for r in aucs)
+    assert {r["split"] for r in rows(tmp_path / "losses.csv")} == {"train", "test"}
+    output_rate_step({"forgotten": model}, "0", data, RUN, str(tmp_path / "rate.csv"))
+    assert 0.0 <= float(rows(tmp_path / "rate.csv")[0]["output_rate"]) <= 100.0
+    backdoor_step(model, 0, [0.0, 1.0], data, RUN, str(tmp_path / "bd.csv"),
+                  str(tmp_path / "bd.pt"), num_images=2)
+    by_ratio = {float(r["ratio"]): r for r in rows(tmp_path / "bd.csv")}
+    # at 100 % every input is class 0's code: the model answers as it does for that code
+    assert float(by_ratio[1.0]["code_class_rate"]) == 100.0
+    images = torch.load(tmp_path / "bd.pt", weights_only=True)["images"]
+    assert images.shape[:2] == (2, 2) and 0.0 <= images.min() and images.max() <= 1.0
+    class_losses_step(model, {"unused": [0]}, data, RUN, str(tmp_path / "cl.csv"))
+    groups = {r["group"] for r in rows(tmp_path / "cl.csv")}
+    assert groups == {"unused", "remaining"}

@@ -55,3 +55,18 @@ def mix_codes(
     mixed = images.clone()
     mixed[replace] = codes[labels[replace]].to(device=images.device, dtype=images.dtype)
     return mixed
+
+
+def blend_code(images: torch.Tensor, code: torch.Tensor, ratio: float) -> torch.Tensor:
+    """``(1 - ratio) * images + ratio * code``: images blended with one class's code in the
+    model's input space (normalised images, raw codes, as training presents them), App. C.3.
+
+    ``images`` is ``[B, *shape]``, ``code`` is ``[*shape]``; ratio 0 gives the images, 1 the code.
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise MnemuError(f"the blending ratio must be in [0, 1], got {ratio}")
+    if tuple(code.shape) != tuple(images.shape[1:]):
+        raise MnemuError(f"code of shape {tuple(code.shape)} does not fit images of shape "
+                         f"{tuple(images.shape[1:])}; pass one class's code (codes[c])")
+    code = code.to(device=images.device, dtype=images.dtype)
+    return (1.0 - ratio) * images + ratio * code

@@ -46,7 +46,7 @@ def _schema_problems(config: Mapping, schema: str | Path) -> list[str]:
             for e in sorted(validator.iter_errors(dict(config)), key=lambda e: list(map(str, e.path)))]
 
 
-def _lambda_problem(i: int, bench: Mapping) -> str | None:
+def _lambda_problem(i: int, bench: Mapping, key: str = "benchmarks") -> str | None:
     setting = bench["lambda"]
     if setting in LAMBDA_RULES:
         return None
@@ -54,7 +54,7 @@ def _lambda_problem(i: int, bench: Mapping) -> str | None:
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                     for v in setting)):
         return None
-    return (f"benchmarks[{i}] ('{bench['id']}'): lambda {setting!r} must be "
+    return (f"{key}[{i}] ('{bench['id']}'): lambda {setting!r} must be "
             f"{' or '.join(repr(r) for r in LAMBDA_RULES)} or two positive numbers "
             f"[lambda1, lambda2]")
 
@@ -68,7 +68,8 @@ def _cross_problems(config: Mapping) -> list[str]:
 
     problems = []
     ids = [b["id"] for b in config["benchmarks"]]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+    all_ids = ids + [b["id"] for b in config.get("appendix_benchmarks") or []]
+    for dup in sorted({i for i in all_ids if all_ids.count(i) > 1}):
         problems.append(f"benchmarks: id '{dup}' is used twice; give each entry its own id")
     for key, value in (("code_distribution", [config["code_distribution"]]),
                        ("code_distributions_ablation", config["code_distributions_ablation"])):
@@ -81,9 +82,12 @@ def _cross_problems(config: Mapping) -> list[str]:
     if config["fisher_method"] not in METHODS:
         problems.append(f"fisher_method: '{config['fisher_method']}' is not one of "
                         f"{', '.join(METHODS)}")
-    for i, b in enumerate(config["benchmarks"]):
-        where = f"benchmarks[{i}] ('{b['id']}')"
-        problem = _lambda_problem(i, b)
+    entries = [("benchmarks", i, b) for i, b in enumerate(config["benchmarks"])]
+    entries += [("appendix_benchmarks", i, b)
+                for i, b in enumerate(config.get("appendix_benchmarks") or [])]
+    for section, i, b in entries:
+        where = f"{section}[{i}] ('{b['id']}')"
+        problem = _lambda_problem(i, b, section)
         if problem:
             problems.append(problem)
         if not (b["model"].startswith("timm:") or b["model"] in model_names()):
@@ -112,6 +116,7 @@ def _cross_problems(config: Mapping) -> list[str]:
         if len(config["forget_classes"]) >= b["num_classes"]:
             problems.append(f"forget_classes: would forget every class of '{b['id']}'")
     problems += _baseline_problems(config)
+    problems += _appendix_problems(config, ids)
     figures = [f["figure"] for f in config["lambda_sweep_figures"]]
     for f in config["lambda_sweep_figures"]:
         if f["benchmark"] not in ids:
@@ -148,4 +153,33 @@ def _baseline_problems(config: Mapping) -> list[str]:
             make_settings(BASELINES[name].settings, settings)
         except (MnemuError, TypeError, ValueError) as err:
             problems.append(f"baselines.{name}: {err}")
+    return problems
+
+
+def _appendix_problems(config: Mapping, ids: list[str]) -> list[str]:
+    """App. C's entries name benchmarks that exist; the CLIP-style model names its text encoder."""
+    appendix = config.get("appendix")
+    if not appendix:
+        return []
+    extra = {b["id"]: b for b in config.get("appendix_benchmarks") or []}
+    problems = []
+    for key in ("benchmark", "output_rate_benchmarks"):
+        value = appendix[key]
+        for bench in [value] if isinstance(value, str) else value:
+            if bench not in ids:
+                problems.append(f"appendix.{key}: '{bench}' is not among benchmarks "
+                                f"({', '.join(ids)})")
+    for key in ("faces_benchmark", "clip_benchmark"):
+        bench = appendix[key]
+        if bench is not None and bench not in extra:
+            problems.append(f"appendix.{key}: '{bench}' is not among appendix_benchmarks "
+                            f"({', '.join(extra) or 'none'}); add its entry there")
+    clip = extra.get(appendix["clip_benchmark"])
+    if clip is not None and (clip["model"] != "text_anchored" or not clip.get("text_encoder")):
+        problems.append(f"appendix_benchmarks ('{clip['id']}'): Table 9's model must be "
+                        f"model: text_anchored with a text_encoder")
+    for b in extra.values():
+        if b["model"] == "text_anchored" and not b.get("text_encoder"):
+            problems.append(f"appendix_benchmarks ('{b['id']}'): model text_anchored needs a "
+                            f"text_encoder (all-MiniLM-L6-v2 or open_clip:<arch>:<weights>)")
     return problems

@@ -127,11 +127,18 @@ def _no_pretrained(name: str, pretrained: bool) -> None:
         raise MnemuError(f"model {name!r} has no pretrained weights; set pretrained: false")
 
 
+def _text_anchored(num_classes, input_shape, pretrained, **options):
+    from .clip_style import build  # CLIP-style loss (App. C.6)
+
+    return build(num_classes, input_shape, pretrained, **options)
+
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
     "resnet18_cifar": _resnet18_cifar,
     "resnet18": _torchvision("resnet18"),
     "resnext50_32x4d": _torchvision("resnext50_32x4d"),
+    "text_anchored": _text_anchored,
 }
 
 
@@ -196,6 +203,8 @@ def create_model(
     ``num_classes``-way head) or ``timm:<any timm model name>``. ``input_shape`` is ``(C, H, W)``.
     Extra ``options`` go to the builder (``hidden`` for mlp, ``width`` for resnet18_cifar,
     ``keep_imagenet_head`` for torchvision models, anything timm accepts for timm models).
+    ``text_anchored`` is a CLIP-style classifier (:mod:`mnemu.clip_style`; options
+    ``class_embeddings`` (a file), ``backbone``, ``backbone_options``, ``temperature``).
     Models of your own: :func:`register_model`.
     """
     if name.startswith("timm:"):

@@ -25,7 +25,7 @@ from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
 from .lambdas import select_lambdas
-from .metrics import evaluate
+from .metrics import evaluate, forgetting_metrics
 from .train import TrainSettings, default_device, train_checkpoint
 
 log = logging.getLogger("mnemu")
@@ -326,3 +326,127 @@ def summarise_step(files: Sequence[str], out: str) -> None:
         raise MnemuError(f"nothing to summarise into {out}: no input rows")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     write_csv(out, [{c: row.get(c, "") for c in columns} for row in rows])
+
+
+# --- privacy and robustness (App. C) -----------------------------------------------------------
+
+
+def text_embeddings_step(manifest_path: str, encoder: str, out: str) -> None:
+    """The class names' text embeddings (App. C.6), by a real text encoder, cached in ``out``."""
+    from .clip_style import PROMPT, encode_class_names
+
+    names = json.loads(Path(manifest_path).read_text())["class_names"]
+    began = time.perf_counter()
+    embeddings = encode_class_names(names, encoder)
+    log.info("%d class names encoded by %s into %d dimensions in %.1fs", len(names), encoder,
+             embeddings.shape[1], time.perf_counter() - began)
+    payload = {"embeddings": embeddings, "class_names": names, "encoder": encoder,
+               "prompt": PROMPT}
+    atomic_write(out, lambda handle: torch.save(payload, handle))
+
+
+def _unaugmented(checkpoint: Checkpoint, data_dir: str) -> DataSplits:
+    """The model's data with training samples as they are (no crop or flip): what it memorised."""
+    return checkpoint.dataset(data_dir, augment=False)
+
+
+def membership_step(models: dict, classes: str, data_dir: str, run: dict, out_aucs: str,
+                    out_losses: str) -> None:
+    """Membership inference on the forget classes (App. C.1): members = their training samples,
+    non-members = their test samples. ``models`` maps a role (``trained``, ``forgotten``,
+    ``retrained``) to a checkpoint; per role, the AUC of each attack (mnemu.privacy) and every
+    sample's loss (Fig. 11)."""
+    from .privacy import membership_aucs, of_classes, sample_features
+
+    device = _device()
+    aucs, losses = [], []
+    for role, path in models.items():
+        checkpoint = load_checkpoint(path, device)
+        forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+        data = _unaugmented(checkpoint, data_dir)
+        features = {split: sample_features(checkpoint.model, of_classes(getattr(data, split),
+                                                                        forget))["features"]
+                    for split in ("train", "test")}
+        identity = {**run, "forget": classes_tag(forget), "model": role}
+        for attack, auc in membership_aucs(features["train"], features["test"],
+                                           seed=run["seed"]).items():
+            log.info("%s model, %s attack: AUC %.3f", role, attack, auc)
+            aucs.append({**identity, "attack": attack, "auc": auc,
+                         "members": len(features["train"]), "non_members": len(features["test"])})
+        losses += [{**identity, "split": split, "loss": float(loss)}
+                   for split, f in features.items() for loss in f[:, 0]]
+    write_csv(out_aucs, aucs)
+    write_csv(out_losses, losses)
+
+
+def class_losses_step(model_path: str, groups: dict, data_dir: str, run: dict, out: str) -> None:
+    """Every training sample's loss, labelled by the group of its class (Fig. 12: ``groups`` maps
+    a name, e.g. ``unused``, to class indices; ``remaining`` = all other classes)."""
+    from .privacy import of_classes, sample_features
+
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    data = _unaugmented(checkpoint, data_dir)
+    named = {name: check_classes(list(cs), checkpoint.num_classes) for name, cs in groups.items()}
+    listed = {c for cs in named.values() for c in cs}
+    named["remaining"] = [c for c in range(checkpoint.num_classes) if c not in listed]
+    rows = []
+    for name, cs in named.items():
+        out_ = sample_features(checkpoint.model, of_classes(data.train, cs))
+        rows += [{**run, "group": name, "class": int(label), "loss": float(f[0])}
+                 for label, f in zip(out_["labels"], out_["features"])]
+        log.info("%s (classes %s): mean loss %.3f", name, cs,
+                 float(out_["features"][:, 0].mean()) if len(out_["labels"]) else float("nan"))
+    write_csv(out, rows)
+
+
+def output_rate_step(models: dict, classes: str, data_dir: str, run: dict, out: str) -> None:
+    """How often each model (role -> checkpoint) outputs the forget classes on all test data
+    (App. C.2), with its A_R and E_F."""
+    from .privacy import output_rate, sample_features
+
+    device = _device()
+    rows = []
+    for role, path in models.items():
+        checkpoint = load_checkpoint(path, device)
+        forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+        data = checkpoint.dataset(data_dir)
+        result = sample_features(checkpoint.model, data.test)
+        metrics = forgetting_metrics(result["labels"], result["predictions"], forget,
+                                     checkpoint.num_classes)
+        rate = output_rate(result["predictions"], forget)
+        log.info("%s model outputs class(es) %s on %.2f%% of the test data", role, forget, rate)
+        rows.append({**run, "forget": classes_tag(forget), "model": role, "output_rate": rate,
+                     "test_samples": len(result["labels"]), "A_R": metrics["A_R"],
+                     "E_F": metrics["E_F"]})
+    write_csv(out, rows)
+
+
+def backdoor_step(model_path: str, code_class: int, ratios, data_dir: str, run: dict,
+                  out: str, out_images: str, num_images: int = 4) -> None:
+    """Test accuracy on test images blended with one class's code at each ratio (App. C.3, Fig.
+    13), and how often the model then outputs that class; ``num_images`` blended test images per
+    ratio, de-normalised for display (Fig. 14), go to ``out_images``."""
+    from .codes import blend_code
+    from .privacy import blended_accuracy, output_rate
+
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    code_class = check_classes([code_class], checkpoint.num_classes)[0]
+    data = checkpoint.dataset(data_dir)
+    code = checkpoint.codes[code_class]
+    rows = []
+    for result in blended_accuracy(checkpoint.model, data.test, code, ratios):
+        rate = output_rate(result["predictions"], [code_class])
+        log.info("blend %.0f%%: accuracy %.2f%%, class %d output on %.2f%%", 100 * result["ratio"],
+                 result["accuracy"], code_class, rate)
+        rows.append({**run, "code_class": code_class, "ratio": result["ratio"],
+                     "accuracy": result["accuracy"], "code_class_rate": rate})
+    write_csv(out, rows)
+    images = torch.stack([data.test[i][0] for i in range(min(num_images, len(data.test)))])
+    mean = torch.tensor(data.mean).view(-1, 1, 1)
+    std = torch.tensor(data.std).view(-1, 1, 1)
+    shown = torch.stack([(blend_code(images, code, r) * std + mean).clamp(0, 1) for r in ratios])
+    atomic_write(out_images, lambda handle: torch.save(
+        {"images": shown, "ratios": [float(r) for r in ratios], "code_class": code_class,
+         "labels": [int(data.test[i][1]) for i in range(len(images))], **run}, handle))

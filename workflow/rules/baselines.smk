@@ -49,7 +49,7 @@ rule retrain:
         runtime=resource("train", "runtime"),
     params:
         method="retrain",
-        settings=lambda wc: train_settings(BENCHMARKS[wc.bench], main_run_of(wc)),
+        settings=lambda wc: train_settings(MODELS[wc.bench], main_run_of(wc)),
         run=main_run_of,
         data_dir=config["data_dir"],
     script:

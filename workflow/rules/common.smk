@@ -17,6 +17,8 @@ except MnemuError as err:
 RESULTS = config["outputs"]["results"]
 FIGURES = config["outputs"]["figures"]
 BENCHMARKS = {b["id"]: b for b in config["benchmarks"]}
+# Every model's benchmark entry: the tables' benchmarks and the appendix's own (Tables 7, 9).
+MODELS = {**BENCHMARKS, **{b["id"]: b for b in config.get("appendix_benchmarks") or []}}
 CODES = config["code_distribution"]
 SEEDS = config["seeds"]
 LOGS = f"{RESULTS}/logs"
@@ -25,7 +27,7 @@ ARTEFACTS = {a.id: a for a in catalogue(config)}
 
 
 wildcard_constraints:
-    bench="|".join(BENCHMARKS),
+    bench="|".join(MODELS),
     tmix=r"[0-9.]+",
     codes="|".join(DISTRIBUTIONS),
     seed=r"\d+",
@@ -74,7 +76,7 @@ def _runs(t_mix_of, codes_list, names, benches=None):
 
 
 def _main_tmix(bench):
-    return [BENCHMARKS[bench]["t_mix"]]
+    return [MODELS[bench]["t_mix"]]
 
 
 def _forget(classes_list):
@@ -122,7 +124,7 @@ RETRAIN_DIR = f"{RESULTS}/{{bench}}/retrain_forget{{classes}}/seed{{seed}}"
 
 def main_run_of(wildcards):
     """The identity of a benchmark's main model (its t_mix, the codes) of this seed."""
-    bench = BENCHMARKS[wildcards.bench]
+    bench = MODELS[wildcards.bench]
     return {
         "benchmark": wildcards.bench,
         "t_mix": float(bench["t_mix"]),
@@ -148,20 +150,106 @@ SUMMARIES["baselines_main"] = _runs(
 ]
 
 
+# --- App. C: privacy and robustness (Figs. 11-14, Tables 7, 9, App. C.2) -----------------------
+
+APPENDIX = config.get("appendix")
+#: Other files artefacts are drawn from, by name (an artefact's ``files``), as SUMMARIES.
+FILES = {}
+
+
+def retrain_dir(bench, classes, seed):
+    """A model trained without ``classes`` (rule retrain, the baselines' gold standard)."""
+    return RETRAIN_DIR.format(
+        bench=bench, classes=classes_tag(classes), seed=seed
+    )
+
+
+def retrained_run_of(wildcards, without):
+    """The identity of a model retrained without the classes ``without`` (a tag, e.g. "0+1")."""
+    bench = MODELS[wildcards.bench]
+    return {
+        "benchmark": wildcards.bench,
+        "t_mix": float(bench["t_mix"]),
+        "codes": CODES,
+        "seed": int(wildcards.seed),
+        "trained_without": without,
+    }
+
+
+def _classes(tag):
+    return [int(c) for c in tag.split("+")]
+
+
+if APPENDIX:
+    _bench = APPENDIX["benchmark"]
+    _unused = APPENDIX["unused_then_forget"]
+    # Fig. 11: membership inference on C_F, trained / forgotten / retrained, every seed
+    SUMMARIES["membership"] = _runs(
+        _main_tmix, [CODES], [f"appendix/membership_forget{MAIN_FORGET}.csv"], [_bench]
+    )
+    SUMMARIES["membership_losses"] = _runs(
+        _main_tmix, [CODES], [f"appendix/losses_forget{MAIN_FORGET}.csv"], [_bench]
+    )
+    # Fig. 12 (first seed): (a) trained without C_F then forgetting more; (b) without two classes
+    SUMMARIES["unused_losses"] = [
+        f"{retrain_dir(_bench, config['forget_classes'], SEEDS[0])}/"
+        f"forget{classes_tag(_unused)}/class_losses.csv",
+        f"{retrain_dir(_bench, APPENDIX['unused_classes'], SEEDS[0])}/class_losses.csv",
+    ]
+    # App. C.2: how often the forgotten and the retrained models output C_F
+    SUMMARIES["output_rate"] = _runs(
+        _main_tmix,
+        [CODES],
+        [f"appendix/output_rate_forget{MAIN_FORGET}.csv"],
+        APPENDIX["output_rate_benchmarks"],
+    )
+    # Figs. 13, 14: test images blended with a code
+    SUMMARIES["backdoor"] = _runs(
+        _main_tmix, [CODES], ["appendix/backdoor.csv"], [_bench]
+    )
+    FILES["backdoor_images"] = _runs(
+        _main_tmix, [CODES], ["appendix/backdoor_images.pt"], [_bench]
+    )[:1]
+    # Tables 7 and 9: before and after forgetting C_F on the appendix's own models
+    for _name, _key in (("faces", "faces_benchmark"), ("clip_style", "clip_benchmark")):
+        if APPENDIX[_key]:
+            SUMMARIES[_name] = _runs(
+                _main_tmix,
+                [CODES],
+                _forget([config["forget_classes"]]),
+                [APPENDIX[_key]],
+            )
+
+
 def summary_files(wildcards):
     return SUMMARIES[wildcards.summary]
 
 
 def train_params(wildcards):
     """Only what shapes the model: changing lambda or the figures never retrains."""
-    bench = BENCHMARKS[wildcards.bench]
+    bench = MODELS[wildcards.bench]
     keys = ("dataset", "data_options", "model", "model_options", "pretrained", "train")
-    return {key: bench.get(key) for key in keys}
+    params = {key: bench.get(key) for key in keys}
+    if bench.get(
+        "text_encoder"
+    ):  # a CLIP-style model: its class names' cached embeddings
+        params["model_options"] = {
+            **(bench.get("model_options") or {}),
+            "class_embeddings": class_embeddings_of(wildcards),
+        }
+    return params
+
+
+def class_embeddings_of(wildcards):
+    """The cached text embeddings a CLIP-style model is anchored to (none for other models)."""
+    if not MODELS[wildcards.bench].get("text_encoder"):
+        return []
+    return f"{RESULTS}/{wildcards.bench}/class_embeddings.pt"
 
 
 def lambda_grids(wildcards):
     """The grids lambda is chosen from, if the benchmark asks for selection."""
-    bench = BENCHMARKS[wildcards.bench]
+    bench = MODELS[wildcards.bench]
     if bench["lambda"] != "select":
         return []
     return [
@@ -183,6 +271,8 @@ def artefact_inputs(wildcards):
     }
     if artefact.paper_results:
         inputs["paper"] = "config/paper_results.yaml"
+    if artefact.files:
+        inputs["files"] = [path for name in artefact.files for path in FILES[name]]
     if artefact.lambdas_of:
         inputs["lambdas"] = f"{RESULTS}/{artefact.lambdas_of}/lambda.json"
     return inputs

@@ -18,11 +18,11 @@ rule prepare_data:
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        dataset=lambda wc: BENCHMARKS[wc.bench]["dataset"],
-        data_options=lambda wc: BENCHMARKS[wc.bench].get("data_options", {}),
-        num_classes=lambda wc: BENCHMARKS[wc.bench]["num_classes"],
-        model=lambda wc: BENCHMARKS[wc.bench]["model"],
-        pretrained=lambda wc: BENCHMARKS[wc.bench].get("pretrained", False),
+        dataset=lambda wc: MODELS[wc.bench]["dataset"],
+        data_options=lambda wc: MODELS[wc.bench].get("data_options", {}),
+        num_classes=lambda wc: MODELS[wc.bench]["num_classes"],
+        model=lambda wc: MODELS[wc.bench]["model"],
+        pretrained=lambda wc: MODELS[wc.bench].get("pretrained", False),
         data_dir=config["data_dir"],
     script:
         "../../scripts/prepare_data.py"

@@ -47,7 +47,7 @@ rule choose_lambda:
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        setting=lambda wc: BENCHMARKS[wc.bench]["lambda"],
+        setting=lambda wc: MODELS[wc.bench]["lambda"],
     script:
         "../../scripts/choose_lambda.py"
 

@@ -5,6 +5,7 @@
 rule train:
     input:
         data=f"{RESULTS}/{{bench}}/data.json",
+        class_embeddings=class_embeddings_of,
     output:
         model=f"{MODEL_DIR}/model.pt",
         metrics=f"{MODEL_DIR}/train.json",

@@ -39,6 +39,7 @@ class Artefact:
     paper_results: bool = False  # reads config/paper_results.yaml (the paper's numbers)
     lambdas_of: str | None = None  # reads this benchmark's lambda.json
     options: Mapping = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # other result files, by the workflow's names for them (FILES)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -102,7 +103,60 @@ def catalogue(config: Mapping) -> list[Artefact]:
             figure, paper, "figure", (f"lambda_grid_{bench}",), "lambda_sweep",
             LAMBDA_SWEEP_CAPTION.format(paper=paper, label=labels.get(bench, bench)),
             lambdas_of=bench, options={"benchmark": bench}))
-    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:]]
+    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:], *appendix_artefacts(config)]
+
+
+FACES_SKIPPED = ("this configuration names no face data set (appendix.faces_benchmark: null): "
+                 "LFW is downloaded from the web, and no face data set ships offline; a generated "
+                 "stand-in would say nothing about faces. The paper configuration builds it.")
+
+
+def appendix_artefacts(config: Mapping) -> list[Artefact]:
+    """App. C's figures and tables, if the configuration has an ``appendix`` entry."""
+    appendix = config.get("appendix")
+    if not appendix:
+        return []
+    labels = {b["id"]: b.get("label", b["id"])
+              for b in [*config["benchmarks"], *(config.get("appendix_benchmarks") or [])]}
+    label = labels.get(appendix["benchmark"], appendix["benchmark"])
+    faces = appendix["faces_benchmark"]
+    clip = labels.get(appendix["clip_benchmark"], appendix["clip_benchmark"])
+    return [
+        Artefact("fig11", "Fig. 11", "figure", ("membership_losses", "membership"), "fig11",
+                 f"Fig. 11: losses of the forget class's training and test samples on {label}, "
+                 f"before (a) and after (b) forgetting, and (c) retrained without the class."),
+        Artefact("fig11_auc", "App. C.1 (beside Fig. 11)", "table", ("membership",), "fig11_auc",
+                 f"Membership inference on {label}: AUC of the loss-threshold attack (the "
+                 f"paper's) and of a logistic regression on loss, confidence and entropy, for "
+                 f"the trained, forgotten and retrained models.", paper_results=True),
+        Artefact("fig12", "Fig. 12", "figure", ("unused_losses",), "fig12",
+                 f"Fig. 12: training-sample losses on {label}: (a) a model trained without C_F "
+                 f"that then forgot other classes, (b) a model trained without two classes."),
+        Artefact("output_rate", "App. C.2", "table", ("output_rate",), "output_rate",
+                 "App. C.2: the rate at which the forgotten and the retrained models output the "
+                 "forget class on all test data (MNIST and CIFAR-10 columns).",
+                 paper_results=True),
+        Artefact("fig13", "Fig. 13", "figure", ("backdoor",), "fig13",
+                 f"Fig. 13: test accuracy on {label} with test images blended with the class "
+                 f"{appendix['backdoor_code_class']} code, x' = (1 - r) x + r code.",
+                 paper_results=True),
+        Artefact("fig14", "Fig. 14", "figure", (), "fig14",
+                 f"Fig. 14: {label} test images blended with the class "
+                 f"{appendix['backdoor_code_class']} code at each ratio.",
+                 files=("backdoor_images",)),
+        Artefact("table7", "Table 7", "table", ("faces",) if faces else (), "before_after",
+                 f"Table 7: A_R and E_F before and after forgetting class 0 on "
+                 f"{labels.get(faces, 'LFW')} (faces).", paper_results=bool(faces),
+                 options={"title": "Table 7: forgetting a face identity (A_R, E_F, %)",
+                          "paper_key": "table7", "skipped": None if faces else FACES_SKIPPED}),
+        Artefact("table9", "Table 9", "table", ("clip_style",), "before_after",
+                 f"Table 9: A_R and E_F before and after forgetting class 0 on {clip}, a model "
+                 f"trained with a CLIP-style loss.", paper_results=True,
+                 options={"title": "Table 9: forgetting with a CLIP-style loss (A_R, E_F, %)",
+                          "paper_key": "table9",
+                          "note": "Class embeddings: the class names encoded by the benchmark's "
+                                  "text_encoder (config), cached by rule text_embeddings."}),
+    ]
 
 
 def draw(artefact: Artefact, inputs: Mapping, outputs: Mapping, benchmarks: Sequence[dict]) -> None:
