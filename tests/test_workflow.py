@@ -114,7 +114,7 @@ def test_paper_dry_run_lists_every_target():
     # + the appendix's LFW and CLIP-style models (Tables 7, 9), 3 seeds each.
     assert counts["train"] == 4 * 3 * 6 + 2 * 3
     assert counts["forget"] == 4 * 3 * (4 + 1 + 9) + 2 * 3
-    assert counts["baseline"] == 4 * 3 * 5 and counts["retrain"] == 4 * 3 + 2
+    assert counts["baseline"] == 4 * 3 * 5 and counts["retrain"] == 4 * 3 + 1  # + Fig. 12b
     # App. C: membership inference, blended codes on the CIFAR-10 column, output rates on two
     assert (counts["membership"], counts["backdoor"], counts["output_rate"]) == (3, 3, 6)
     assert counts["figure"] + counts["table"] == len(catalogue(config))

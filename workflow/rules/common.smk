@@ -159,9 +159,7 @@ FILES = {}
 
 def retrain_dir(bench, classes, seed):
     """A model trained without ``classes`` (rule retrain, the baselines' gold standard)."""
-    return RETRAIN_DIR.format(
-        bench=bench, classes=classes_tag(classes), seed=seed
-    )
+    return RETRAIN_DIR.format(bench=bench, classes=classes_tag(classes), seed=seed)
 
 
 def retrained_run_of(wildcards, without):
