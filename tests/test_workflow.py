@@ -67,6 +67,8 @@ def tiny_config(tmp: Path) -> dict:
         lambda1_grid=[1e-4, 1e-3, 1e-2],
         lambda2_grid=[1.0, 10.0, 100.0],
     )
+    for key in ("imagenet", "forget_time_scaling", "multiclass_forget"):  # tests of their own
+        config.pop(key, None)
     config["benchmarks"] = [
         {"id": "fm", "label": "Fashion-MNIST subset (MLP)", "paper_column": "MNIST",
          "dataset": "fashion_mnist",
@@ -106,8 +108,12 @@ def test_paper_dry_run_lists_every_target():
     counts = job_counts(out)
     # 4 benchmarks x 3 seeds x (5 t_mix values + normal codes) models, each trained once.
     assert counts["train"] == 4 * 3 * 6
-    assert counts["forget"] == 4 * 3 * (4 + 1 + 9)
-    assert counts["figure"] + counts["table"] == len(catalogue(config))
+    # + classes {0,1}, {0,1,2}, {0,...,4} forgotten together (multiclass)
+    assert counts["forget"] == 4 * 3 * (4 + 1 + 9 + 3)
+    assert counts["figure"] + counts["table"] + counts["figure_csv"] == len(catalogue(config))
+    # Table 4: data, then per architecture weights, fine-tune, Fisher, forget, 3 evaluations
+    assert counts["imagenet_data"] == 1 and counts["imagenet_finetune"] == 3
+    assert counts["imagenet_evaluate"] == 3 * 3 and counts["forget_time_scaling"] == 3
     assert result.returncode == 0
 
 
@@ -115,6 +121,12 @@ def test_slurm_profile_dry_run_resolves_resources():
     out = snakemake("--profile", "slurm", "--dry-run", "paper_figures/table5.csv").stdout
     assert "gpu=1" in out  # training asks for a GPU in the paper configuration
     assert "rule train:" in out
+    out = snakemake("--profile", "slurm", "--dry-run", "paper_figures/table4.csv").stdout
+    for rule in ("imagenet_data", "imagenet_weights", "imagenet_finetune", "imagenet_fisher",
+                 "imagenet_forget", "imagenet_evaluate"):
+        assert f"rule {rule}:" in out
+    finetune = out[out.index("rule imagenet_finetune:"):]
+    assert "gpu=1" in finetune[:finetune.index("\n\n")]
 
 
 def test_lint_is_clean():
