@@ -3,6 +3,7 @@
 #
 #   snakemake --configfile config/small.yaml --cores 2     # offline CPU run, minutes
 #   snakemake --profile slurm paper_figures/table5.csv     # the paper's settings on SLURM
+#   snakemake --profile slurm paper_figures/table4.csv     # ImageNet (needs ImageNet: config/README.md)
 
 
 configfile: "config/config.yaml"
@@ -14,6 +15,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/fisher.smk"
 include: "workflow/rules/forget.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/imagenet.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/appendix.smk"

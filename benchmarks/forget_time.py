@@ -4,10 +4,12 @@ For each number of classes C it prints, measured in the same run on the same mod
 
 * ``forget``: the whole forget step (code Fisher + eta + perturbation + sign choice on the codes),
   as ``mnemu.forget`` runs it;
-* ``floor``: one batched forward+backward of the summed loss over the same C codes (in the same
-  chunks), which computes no per-sample quantity at all;
-* the ratio of the two (noisy machines make ratios the honest figure), and the same for the
-  Fisher alone with each method (``hooks`` is the library's default).
+* ``floor``: the floor of Alg. 2 itself: one batched forward+backward of the summed loss over the
+  same C codes (in the same chunks, ``fb``: no per-sample quantity at all) plus the two inference
+  forwards over the codes that the sign choice needs (``inf``);
+* the ratio of the two (noisy machines make ratios the honest figure), the split of the forget
+  step (Fisher against fb, sign choice against inf, perturbation), and the Fisher alone with each
+  method (``hooks`` is the library's default) against fb.
 
 It first checks that every method gives the same Fisher as the loop of batch-1 backward passes.
 BackPACK and Opacus, when installed, are measured as candidates too (``pip install
@@ -140,19 +142,29 @@ def measure(args, num_classes, device, methods) -> dict:
     weights = group_weights(num_classes).to(device)
     chunk = args.chunk_size or default_chunk_size(codes[0].numel(), device)
 
-    def floor():
+    def backward_floor():
         model.zero_grad()
         for start in range(0, num_classes, chunk):
             logits = model(codes[start : start + chunk])
             F.cross_entropy(logits, labels[start : start + chunk], reduction="sum").backward()
 
-    def forget():
-        mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)
+    @torch.inference_mode()
+    def inference_floor():  # the sign choice scores both candidates on every code
+        for _ in range(2):
+            for start in range(0, num_classes, chunk):
+                model(codes[start : start + chunk])
 
-    row = {"classes": num_classes, "floor": timed(floor, device, args.repeats)}
+    records = []
+
+    def forget():
+        records.append(mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)[1])
+
+    row = {"classes": num_classes, "backward_floor": timed(backward_floor, device, args.repeats),
+           "inference_floor": timed(inference_floor, device, args.repeats)}
+    row["floor"] = row["backward_floor"] + row["inference_floor"]
     row["forget"] = timed(forget, device, args.repeats)
-    _, record = mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)
-    row["forget_parts"] = record["seconds"]
+    parts = [r["seconds"] for r in records[1:]]  # after the warm-up
+    row["forget_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
     for name in methods:
         if name in ("backpack", "opacus"):
             run = CANDIDATES[name]
@@ -173,6 +185,8 @@ def main(argv=None):
     parser.add_argument("--model", default="resnet18_cifar")
     parser.add_argument("--input-shape", type=int, nargs=3, default=[3, 32, 32])
     parser.add_argument("--width", type=int, default=None, help="resnet18_cifar width (default 64)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model option (integers as such), e.g. img_size=32 for timm's Swin")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=None,
@@ -184,6 +198,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.input_shape = tuple(args.input_shape)
     args.model_options = {"width": args.width} if args.width else {}
+    for option in args.option:
+        key, value = option.split("=", 1)
+        args.model_options[key] = int(value) if value.isdigit() else value
     device = torch.device(args.device)
 
     print(f"# {args.model} {args.input_shape} on {device}"
@@ -194,22 +211,30 @@ def main(argv=None):
     for name, err in errors.items():
         print(f"#   {name:9s} {err:.1e}" if isinstance(err, float) else f"#   {name:9s} {err}")
     rows = []
-    header = f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6}"
+    # floor = one batched forward+backward over the C codes (fb) + the sign choice's two inference
+    # forwards (inf); Alg. 2 cannot beat it. The split: Fisher vs fb, sign choice vs inf.
+    header = (f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6} | {'fisher s':>9} "
+              f"{'fb s':>8} {'ratio':>6} | {'select s':>9} {'inf s':>8} {'ratio':>6} | "
+              f"{'perturb s':>9}")
     for name in args.methods:
-        header += f" {name + ' s':>11} {'ratio':>6}"
+        header += f" | {name + ' s':>11} {'/fb':>5}"
     print(header)
     for num_classes in args.classes:
         methods = [m for m in args.methods if args.all or num_classes <= 100 or m == "hooks"]
         row = measure(args, num_classes, device, methods)
         rows.append(row)
-        line = f"{num_classes:5d} {row['forget']:9.3f} {row['floor']:8.3f} {row['forget'] / row['floor']:6.2f}"
+        p = row["forget_parts"]
+        # the library's "fisher" part includes eta (Eq. 6), a few elementwise passes
+        line = (f"{num_classes:5d} {row['forget']:9.3f} {row['floor']:8.3f} "
+                f"{row['forget'] / row['floor']:6.2f} | {p['fisher']:9.3f} "
+                f"{row['backward_floor']:8.3f} {p['fisher'] / row['backward_floor']:6.2f} | "
+                f"{p['select']:9.3f} {row['inference_floor']:8.3f} "
+                f"{p['select'] / row['inference_floor']:6.2f} | {p['perturb']:9.3f}")
         for name in args.methods:
             value = row.get(f"fisher_{name}")
-            line += (f" {value:11.3f} {value / row['floor']:6.2f}" if isinstance(value, float)
-                     else f" {'-':>11} {'':>6}")
+            line += (f" | {value:11.3f} {value / row['backward_floor']:5.2f}"
+                     if isinstance(value, float) else f" | {'-':>11} {'':>5}")
         print(line, flush=True)
-    parts = {r["classes"]: {k: round(v, 3) for k, v in r["forget_parts"].items()} for r in rows}
-    print("# forget step split (s):", parts)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": str(device), "model": args.model, "exactness": errors, "rows": rows},

@@ -68,6 +68,8 @@ def tiny_config(tmp: Path) -> dict:
         lambda1_grid=[1e-4, 1e-3, 1e-2],
         lambda2_grid=[1.0, 10.0, 100.0],
     )
+    for key in ("imagenet", "forget_time_scaling", "multiclass_forget"):  # tests of their own
+        config.pop(key, None)
     config["benchmarks"] = [
         {"id": "fm", "label": "Fashion-MNIST subset (MLP)", "paper_column": "MNIST",
          "dataset": "fashion_mnist",
@@ -113,11 +115,15 @@ def test_paper_dry_run_lists_every_target():
     # 4 benchmarks x 3 seeds x (5 t_mix values + normal codes) models, each trained once,
     # + the appendix's LFW and CLIP-style models (Tables 7, 9), 3 seeds each.
     assert counts["train"] == 4 * 3 * 6 + 2 * 3
-    assert counts["forget"] == 4 * 3 * (4 + 1 + 9) + 2 * 3
+    # + classes {0,1}, {0,1,2}, {0,...,4} forgotten together (multiclass), + the appendix models
+    assert counts["forget"] == 4 * 3 * (4 + 1 + 9 + 3) + 2 * 3
     assert counts["baseline"] == 4 * 3 * 5 and counts["retrain"] == 4 * 3 + 1  # + Fig. 12b
     # App. C: membership inference, blended codes on the CIFAR-10 column, output rates on two
     assert (counts["membership"], counts["backdoor"], counts["output_rate"]) == (3, 3, 6)
-    assert counts["figure"] + counts["table"] == len(catalogue(config))
+    assert counts["figure"] + counts["table"] + counts["figure_csv"] == len(catalogue(config))
+    # Table 4: data, then per architecture weights, fine-tune, Fisher, forget, 3 evaluations
+    assert counts["imagenet_data"] == 1 and counts["imagenet_finetune"] == 3
+    assert counts["imagenet_evaluate"] == 3 * 3 and counts["forget_time_scaling"] == 3
     assert result.returncode == 0
 
 
@@ -148,6 +154,12 @@ def test_slurm_profile_dry_run_resolves_resources():
     out = snakemake("--profile", "slurm", "--dry-run", "paper_figures/table5.csv").stdout
     assert "gpu=1" in out  # training asks for a GPU in the paper configuration
     assert "rule train:" in out
+    out = snakemake("--profile", "slurm", "--dry-run", "paper_figures/table4.csv").stdout
+    for rule in ("imagenet_data", "imagenet_weights", "imagenet_finetune", "imagenet_fisher",
+                 "imagenet_forget", "imagenet_evaluate"):
+        assert f"rule {rule}:" in out
+    finetune = out[out.index("rule imagenet_finetune:"):]
+    assert "gpu=1" in finetune[:finetune.index("\n\n")]
 
 
 def test_lint_is_clean():

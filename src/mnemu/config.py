@@ -29,6 +29,41 @@ def check_config(config: Mapping, schema: str | Path) -> None:
                          " (see config/README.md for every key)")
 
 
+def imagenet_enabled(config: Mapping) -> bool:
+    """Whether the configuration builds Table 4 (the ``imagenet`` section, if on)."""
+    return bool((config.get("imagenet") or {}).get("enabled", False))
+
+
+def imagenet_input_problems(config: Mapping) -> list[str]:
+    """What Table 4's run lacks before it starts: the ImageNet folder's layout and every
+    architecture's pretrained weights, inspected from paths alone (no image or weight is read).
+    Empty when the ``imagenet`` section is off or everything is in place."""
+    from .data import missing_files
+    from .models import missing_weights
+
+    if not imagenet_enabled(config):
+        return []
+    section = config["imagenet"]
+    problems = []
+    missing = missing_files(section["dataset"], config["data_dir"],
+                            **(section.get("data_options") or {}))
+    if missing:
+        problems.append(f"imagenet.data_options: {missing}")
+    for arch in section["architectures"]:
+        missing = missing_weights(arch["model"], arch.get("pretrained", False), arch.get("weights"))
+        if missing:
+            problems.append(f"imagenet.architectures ('{arch['id']}'): {missing}")
+    return problems
+
+
+def check_imagenet_inputs(config: Mapping) -> None:
+    """Raise one :class:`MnemuError` naming everything :func:`imagenet_input_problems` finds."""
+    problems = imagenet_input_problems(config)
+    if problems:
+        raise MnemuError("Table 4 cannot run: " + "; ".join(problems) +
+                         " (or set imagenet: {enabled: false} to leave Table 4 out)")
+
+
 def _where(path) -> str:
     where = ""
     for part in path:
@@ -117,6 +152,13 @@ def _cross_problems(config: Mapping) -> list[str]:
             problems.append(f"forget_classes: would forget every class of '{b['id']}'")
     problems += _baseline_problems(config)
     problems += _appendix_problems(config, ids)
+    for k in config.get("multiclass_forget", []):
+        for b in config["benchmarks"]:
+            if k >= b["num_classes"]:
+                problems.append(f"multiclass_forget: {k} classes would leave nothing of benchmark "
+                                f"'{b['id']}' ({b['num_classes']} classes); use fewer")
+    if imagenet_enabled(config):
+        problems += _imagenet_problems(config["imagenet"])
     figures = [f["figure"] for f in config["lambda_sweep_figures"]]
     for f in config["lambda_sweep_figures"]:
         if f["benchmark"] not in ids:
@@ -182,4 +224,28 @@ def _appendix_problems(config: Mapping, ids: list[str]) -> list[str]:
         if b["model"] == "text_anchored" and not b.get("text_encoder"):
             problems.append(f"appendix_benchmarks ('{b['id']}'): model text_anchored needs a "
                             f"text_encoder (all-MiniLM-L6-v2 or open_clip:<arch>:<weights>)")
+    return problems
+
+
+def _imagenet_problems(section: Mapping) -> list[str]:
+    """Cross-checks of the imagenet section that need no data (see :func:`check_imagenet_inputs`
+    for the files)."""
+    from .models import model_names
+
+    problems = []
+    lam = section["lambda"]
+    if not (isinstance(lam, list) and len(lam) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in lam)):
+        problems.append(f"imagenet.lambda {lam!r} must be two positive numbers [lambda1, lambda2]")
+    for c in section["forget_classes"]:
+        if c >= section["num_classes"]:
+            problems.append(f"imagenet.forget_classes: class {c} is out of range (classes "
+                            f"0..{section['num_classes'] - 1})")
+    ids = [a["id"] for a in section["architectures"]]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(f"imagenet.architectures: id '{dup}' is used twice; give each its own id")
+    for a in section["architectures"]:
+        if not (a["model"].startswith("timm:") or a["model"] in model_names()):
+            problems.append(f"imagenet.architectures ('{a['id']}'): model '{a['model']}' is "
+                            f"unknown; use one of {', '.join(model_names())} or timm:<name>")
     return problems

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -221,3 +223,51 @@ def create_model(
         return builder(num_classes, tuple(input_shape), pretrained, **options)
     except TypeError as err:
         raise MnemuError(f"bad options for model {name!r}: {err}") from None
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a weights file into ``model``: a state_dict saved with ``torch.save`` (or a dict
+    holding one under ``state_dict`` / ``model``) or a ``.safetensors`` file; its keys and shapes
+    must fit the model exactly."""
+    from .checkpoint import load_state
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "model"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+    load_state(model, state, f"weights file {path}")
+
+
+def missing_weights(name: str, pretrained: bool, weights_file: str | None = None) -> str | None:
+    """What a model's pretrained weights lack before a run (one line: what, where to put it), or
+    None. A named file must exist; timm's own weights must exist for the name, and be in the
+    Hugging Face cache already when downloads are off (``HF_HUB_OFFLINE=1``). Reads no weights."""
+    if weights_file:
+        if Path(weights_file).is_file():
+            return None
+        return (f"pretrained weights file {weights_file} not found; put the state_dict of {name} "
+                f"there (torch.save or .safetensors), or set weights: null to use timm's")
+    if not pretrained or not name.startswith("timm:"):
+        return None
+    import timm
+
+    arch = name.removeprefix("timm:")
+    if not timm.is_model_pretrained(arch):
+        return (f"timm has no pretrained weights for {arch!r}; use a tagged name that has some "
+                f"(timm.list_pretrained('{arch.split('.')[0]}*')) or name a weights file")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = timm.models.get_pretrained_cfg(arch).hf_hub_id
+        if not any(isinstance(try_to_load_from_cache(repo, f), str)
+                   for f in ("model.safetensors", "pytorch_model.bin")):
+            return (f"the weights of {arch} are not in the Hugging Face cache and HF_HUB_OFFLINE "
+                    f"is set; fetch them where there is network (python -c \"import timm; "
+                    f"timm.create_model('{arch}', pretrained=True)\") or name a weights file")
+    return None

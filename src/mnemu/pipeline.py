@@ -450,3 +450,168 @@ def backdoor_step(model_path: str, code_class: int, ratios, data_dir: str, run: 
     atomic_write(out_images, lambda handle: torch.save(
         {"images": shown, "ratios": [float(r) for r in ratios], "code_class": code_class,
          "labels": [int(data.test[i][1]) for i in range(len(images))], **run}, handle))
+
+
+# --- Table 4: pretrained models fine-tuned with codes, then forgetting (Sec. 4.4) ---------------
+
+
+def _model_spec(arch: dict, manifest_path: str) -> dict:
+    """The architecture of an ``imagenet.architectures`` entry on the data set a manifest
+    (``prepare_data_step``'s output) describes."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    return {"name": arch["model"], "num_classes": manifest["num_classes"],
+            "input_shape": manifest["input_shape"], "options": arch.get("model_options") or {}}
+
+
+def _build(spec: dict, pretrained: bool = False):
+    from .models import create_model
+
+    return create_model(spec["name"], spec["num_classes"], spec["input_shape"],
+                        pretrained=pretrained, **spec["options"])
+
+
+def pretrained_weights_step(arch: dict, manifest: str, out: str, seed: int = 0) -> None:
+    """The weights Table 4 starts from, as one state_dict file that compute nodes read: the file
+    the config names, timm's pretrained weights (downloaded here, on the login node), or a seeded
+    random initialisation (``pretrained: false``, the small configuration's stand-in)."""
+    from .models import load_weights, missing_weights
+
+    problem = missing_weights(arch["model"], arch.get("pretrained", False), arch.get("weights"))
+    if problem:
+        raise MnemuError(problem)
+    spec = _model_spec(arch, manifest)
+    torch.manual_seed(seed)
+    from_timm = bool(arch.get("pretrained")) and not arch.get("weights")
+    model = _build(spec, pretrained=from_timm)
+    if arch.get("weights"):
+        load_weights(model, arch["weights"])
+    source = arch.get("weights") or ("timm" if from_timm else f"random (seed {seed})")
+    log.info("%s: weights from %s, %d parameters", arch["model"], source,
+             sum(p.numel() for p in model.parameters()))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write(out, lambda handle: torch.save(state, handle))
+
+
+def finetune_step(arch: dict, section: dict, run: dict, weights: str, codes: str, data_dir: str,
+                  out_model: str, out_record: str) -> None:
+    """Fine-tune pretrained weights with codes for ``arch["steps"]`` optimiser steps (App. A),
+    saving the training state every ``save_every_steps`` steps (a rerun resumes there). No
+    evaluation here: that is its own job."""
+    allowed = {f.name for f in fields(TrainSettings)}
+    settings = TrainSettings(t_mix=section["t_mix"], seed=run["seed"], code_distribution=codes,
+                             steps=arch["steps"], epochs=1,
+                             **{k: v for k, v in section["train"].items() if k in allowed})
+    device = _device()
+    checkpoint = train_checkpoint(
+        section["dataset"], arch["model"], settings, out_model, data_root=data_dir,
+        data_options=section.get("data_options") or {},
+        model_options=arch.get("model_options") or {}, init_weights=weights, device=device)
+    seconds = checkpoint.training["seconds"]
+    log.info("fine-tuned %s for %d steps in %.1fs", arch["model"], arch["steps"], seconds)
+    write_json(out_record, {**run, "steps": arch["steps"], "seconds": seconds,
+                            "final_train_loss": checkpoint.training["history"][-1]["loss"],
+                            "device": str(device)})
+
+
+def forget_only_step(model_path: str, fisher_path: str, lambdas: Sequence[float], run: dict,
+                     out_model: str, out_record: str, eta_eps: str = "per_class") -> None:
+    """Alg. 2 with the code Fisher of the Fisher job, timed, no evaluation (its own job): the
+    recorded total is the Fisher job's seconds plus this job's eta, perturbation and sign
+    choice, i.e. the whole of Alg. 2."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    f_forget, f_remain, payload = load_fisher(fisher_path, device)
+    forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
+                          fisher=(f_forget, f_remain), eta_eps=eta_eps)
+    model, record = forgetter.apply(*lambdas)
+    seconds = dict(record["seconds"])
+    seconds["eta"] = seconds.pop("fisher")  # with a given Fisher, only eta was computed here
+    seconds["fisher"] = payload["seconds"]
+    seconds["total"] = payload["seconds"] + seconds["eta"] + seconds["perturb"] + seconds["select"]
+    record = {**record, "seconds": seconds, "fisher_method": payload["method"]}
+    log.info("forgot %s in %.3fs (Fisher %.3fs)", forgetter.forget, seconds["total"],
+             seconds["fisher"])
+    Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data,
+               checkpoint.training, record).save(out_model)
+    write_json(out_record, {**run, "forget": classes_tag(forgetter.forget), "sign": record["sign"],
+                            "lambda1": record["lambda1"], "lambda2": record["lambda2"],
+                            "seconds": seconds, "device": str(device)})
+
+
+def evaluate_step(model_path: str, stage: str, forget_classes: Sequence[int], run: dict,
+                  section: dict, data_dir: str, out: str, arch: dict | None = None,
+                  manifest: str | None = None, batch_size: int = 256) -> None:
+    """A_R and E_F of one model on the test split (ImageNet: the 50,000 validation images), with
+    the seconds the stage took (fine-tuning, or the whole forget step). ``model_path`` is a
+    checkpoint, or (stage "pretrained", with ``arch`` and ``manifest``) a weights file."""
+    from .data import load_dataset
+    from .models import load_weights
+
+    device = _device()
+    seconds = None
+    if arch is not None:
+        model = _build(_model_spec(arch, manifest))
+        load_weights(model, model_path)
+        model.to(device)
+    else:
+        checkpoint = load_checkpoint(model_path, device)
+        model = checkpoint.model
+        seconds = (checkpoint.forgotten["seconds"]["total"] if checkpoint.forgotten
+                   else checkpoint.training.get("seconds"))
+    data = load_dataset(section["dataset"], data_dir, **(section.get("data_options") or {}))
+    num_workers = section["train"].get("num_workers", 0)
+    began = time.perf_counter()
+    metrics = evaluate(model, data.test, forget_classes, data.num_classes, batch_size=batch_size,
+                       num_workers=num_workers)
+    log.info("%s: A_R %.2f, E_F %.2f on %d test images in %.1fs", stage, metrics["A_R"],
+             metrics["E_F"], len(data.test), time.perf_counter() - began)
+    write_json(out, {**run, "stage": stage, "forget": classes_tag(forget_classes),
+                     "A_R": metrics["A_R"], "E_F": metrics["E_F"], "accuracy": metrics["accuracy"],
+                     "seconds": seconds, "test_size": len(data.test), "device": str(device)})
+
+
+def forget_time_scaling_step(arch: dict, classes: Sequence[int], input_size: int, repeats: int,
+                             lambdas: Sequence[float], out: str, method: str = "hooks") -> None:
+    """Whole Alg. 2 (code Fisher, eta, perturbation, sign choice) timed at each number of classes
+    C, on a randomly initialised model with a C-way head and C codes at 3 x input_size^2
+    (forget time does not depend on trained weights), with the peak memory of each point: GPU
+    memory allocated on CUDA, the process's resident high-water mark on a CPU."""
+    import resource
+    import statistics
+
+    from .codes import make_codes
+    from .forget import forget
+
+    device = _device()
+    shape = (3, input_size, input_size)
+    rows = []
+    for index, num_classes in enumerate(classes):
+        torch.manual_seed(0)
+        spec = {"name": arch["model"], "num_classes": num_classes, "input_shape": list(shape),
+                "options": arch.get("model_options") or {}}
+        model = _build(spec).to(device).eval()
+        codes = make_codes(num_classes, shape, seed=0).to(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times, parts = [], None
+        for attempt in range((1 if index else 2) * repeats):  # the first point warms up too
+            began = time.perf_counter()
+            _, record = forget(model, codes, [0], *lambdas, method=method)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - began)
+            parts = record["seconds"]
+        times = times[-repeats:]
+        peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        row = {"architecture": arch["id"], "model": arch["model"], "classes": num_classes,
+               "input_size": input_size, "seconds": statistics.median(times),
+               "fisher_seconds": parts["fisher"], "perturb_seconds": parts["perturb"],
+               "select_seconds": parts["select"], "peak_memory_mb": peak / 2**20,
+               "memory": "gpu_allocated" if device.type == "cuda" else "process_rss",
+               "device": str(device), "threads": torch.get_num_threads(), "repeats": repeats}
+        log.info("%s, C = %d: %.3fs, peak %.0f MB", arch["id"], num_classes, row["seconds"],
+                 row["peak_memory_mb"])
+        rows.append(row)
+        del model, codes
+    write_csv(out, rows)

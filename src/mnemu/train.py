@@ -23,7 +23,7 @@ from .checkpoint import Checkpoint, atomic_save, load_state
 from .codes import DISTRIBUTIONS, make_codes, mix_codes
 from .data import DataSplits, load_dataset, loader
 from .errors import MnemuError
-from .models import create_model
+from .models import create_model, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -319,10 +319,14 @@ def train_checkpoint(
     data_options: dict | None = None,
     model_options: dict | None = None,
     pretrained: bool = False,
+    init_weights: str | Path | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[dict], None] | None = None,
 ) -> Checkpoint:
     """Train a model on a named data set with codes and write its checkpoint to ``out``.
+
+    ``init_weights`` (a weights file, see :func:`mnemu.models.load_weights`) starts from those
+    weights instead of the builder's: fine-tuning from pretrained weights saved beforehand.
 
     The training state goes to ``<out>.state`` after every epoch, so a rerun after a crash
     resumes; it is removed once ``out`` is written.
@@ -332,13 +336,16 @@ def train_checkpoint(
     _seed_everything(settings.seed)
     net = create_model(model, data.num_classes, data.input_shape, pretrained=pretrained,
                        **(model_options or {}))
+    if init_weights is not None:
+        load_weights(net, init_weights)
     codes = make_codes(data.num_classes, data.input_shape, settings.code_distribution, settings.seed)
     checkpoint = Checkpoint(
         net, codes,
         {"name": model, "num_classes": data.num_classes, "input_shape": list(data.input_shape),
          "options": dict(model_options or {}), "pretrained": pretrained},
         data_description(data),
-        {"settings": asdict(settings)},
+        {"settings": asdict(settings),
+         **({"init_weights": str(init_weights)} if init_weights is not None else {})},
     )
     out = Path(out)
     state_path = out.with_name(out.name + ".state")

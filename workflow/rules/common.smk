@@ -1,7 +1,7 @@
 # Turns the config into wildcard combinations and target lists; checks the config first.
 from mnemu.artefacts import catalogue
 from mnemu.codes import DISTRIBUTIONS
-from mnemu.config import check_config
+from mnemu.config import check_config, check_imagenet_inputs, imagenet_input_problems
 from mnemu.errors import MnemuError
 from mnemu.pipeline import classes_tag, train_settings
 from snakemake.exceptions import WorkflowError
@@ -282,3 +282,80 @@ def artefacts_of(kind):
 
 def paper_targets():
     return [f"{FIGURES}/{a.id}.{ext}" for a in ARTEFACTS.values() for ext in a.formats]
+
+
+# --- Table 4 (ImageNet), forget time at scale, several classes at once -----------------------
+
+IMAGENET = config.get("imagenet") or {"enabled": False}
+ARCHS = {a["id"]: a for a in IMAGENET.get("architectures", [])}
+IMAGENET_DIR = f"{RESULTS}/imagenet"
+ARCH_DIR = f"{IMAGENET_DIR}/{{arch}}/seed{{seed}}"
+IMAGENET_FORGET = classes_tag(IMAGENET.get("forget_classes", [0]))
+SCALING = config.get("forget_time_scaling")
+MULTICLASS = [list(range(k)) for k in config.get("multiclass_forget", [])]
+
+
+wildcard_constraints:
+    arch="|".join(ARCHS) or "^$",
+    stage=r"pretrained|finetuned|forget\d+(\+\d+)*",
+
+
+def imagenet_run(wildcards):
+    """The identity of a Table 4 model, written into its records."""
+    return {
+        "architecture": wildcards.arch,
+        "seed": int(wildcards.seed),
+        "t_mix": float(IMAGENET["t_mix"]),
+        "codes": CODES,
+    }
+
+
+def imagenet_inputs_checked(wildcards):
+    """The data folder and the pretrained weights, checked when the DAG first needs them: a real
+    run stops here, before any job is submitted, saying what to put where; a dry run warns only
+    (so `snakemake -n` works where ImageNet is absent). Adds no input file."""
+    problems = imagenet_input_problems(config)
+    if problems and workflow.dryrun:
+        print(f"WARNING (dry run): {'; '.join(problems)}", file=sys.stderr)
+    elif problems:
+        try:
+            check_imagenet_inputs(config)
+        except MnemuError as err:
+            raise WorkflowError(str(err)) from None
+    return []
+
+
+def imagenet_model(wildcards):
+    """The model an evaluation job reads: pretrained weights, the fine-tuned or the forgotten."""
+    base = ARCH_DIR.format(arch=wildcards.arch, seed=wildcards.seed)
+    if wildcards.stage == "pretrained":
+        return {
+            "model": f"{IMAGENET_DIR}/{wildcards.arch}/weights.pt",
+            "data": f"{IMAGENET_DIR}/data.json",
+        }
+    if wildcards.stage == "finetuned":
+        return {"model": f"{base}/finetuned/model.pt"}
+    return {"model": f"{base}/{wildcards.stage}/model.pt"}
+
+
+def _imagenet_evals():
+    stages = ["pretrained", "finetuned", f"forget{IMAGENET_FORGET}"]
+    return [
+        f"{ARCH_DIR.format(arch=arch, seed=seed)}/eval/{stage}.json"
+        for arch in ARCHS
+        for seed in IMAGENET.get("seeds", [])
+        for stage in stages
+    ]
+
+
+if IMAGENET["enabled"]:
+    # Table 4: each architecture's pretrained, fine-tuned and forgotten model evaluated
+    SUMMARIES["table4"] = _imagenet_evals()
+if SCALING and ARCHS:
+    # forget_time_scaling: whole Alg. 2 against the number of classes, per architecture
+    SUMMARIES["forget_time_scaling"] = [
+        f"{RESULTS}/forget_time_scaling/{arch}.csv" for arch in ARCHS
+    ]
+if MULTICLASS:
+    # multiclass: forgetting k classes together with each benchmark's main models
+    SUMMARIES["forget_multiclass"] = _runs(_main_tmix, [CODES], _forget(MULTICLASS))

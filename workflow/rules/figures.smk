@@ -64,3 +64,36 @@ rule table:
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,
     script:
         "../../scripts/draw.py"
+
+
+rule figure_csv:
+    input:
+        unpack(artefact_inputs),
+    output:
+        csv=f"{FIGURES}/{{artefact}}.csv",
+        pdf=report(
+            f"{FIGURES}/{{artefact}}.pdf",
+            caption="../report/artefact.rst",
+            category="Figures",
+            labels={"artefact": "{artefact}"},
+        ),
+        png=f"{FIGURES}/{{artefact}}.png",
+    log:
+        f"{LOGS}/figures/{{artefact}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/{{artefact}}.tsv"
+    wildcard_constraints:
+        artefact="|".join(artefacts_of("figure_csv")),
+    localrule: True
+    conda:
+        "../../envs/mnemu.yaml"
+    threads: resource("light", "threads")
+    resources:
+        gpu=resource("light", "gpu"),
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        benchmarks=config["benchmarks"],
+        caption=lambda wc: ARTEFACTS[wc.artefact].caption,
+    script:
+        "../../scripts/draw.py"

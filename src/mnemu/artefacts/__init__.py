@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: What each kind of artefact is written as (file extensions, in this order).
-FORMATS = {"figure": ("pdf", "png"), "table": ("csv", "md")}
+FORMATS = {"figure": ("pdf", "png"), "table": ("csv", "md"),
+           "figure_csv": ("csv", "pdf", "png")}  # a figure with its numbers beside it
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def catalogue(config: Mapping) -> list[Artefact]:
             figure, paper, "figure", (f"lambda_grid_{bench}",), "lambda_sweep",
             LAMBDA_SWEEP_CAPTION.format(paper=paper, label=labels.get(bench, bench)),
             lambdas_of=bench, options={"benchmark": bench}))
-    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:], *appendix_artefacts(config)]
+    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:], *_beyond_tables(config),
+            *appendix_artefacts(config)]
 
 
 FACES_SKIPPED = ("this configuration names no face data set (appendix.faces_benchmark: null): "
@@ -157,6 +159,40 @@ def appendix_artefacts(config: Mapping) -> list[Artefact]:
                           "note": "Class embeddings: the class names encoded by the benchmark's "
                                   "text_encoder (config), cached by rule text_embeddings."}),
     ]
+
+
+def _beyond_tables(config: Mapping) -> list[Artefact]:
+    """Table 4 (when the imagenet section is on), the forget-time scaling figure and the
+    multi-class table (when configured)."""
+    imagenet = config.get("imagenet") or {}
+    found = []
+    if imagenet.get("enabled"):
+        stand_in = imagenet.get("dataset") != "imagenet"
+        found.append(Artefact(
+            "table4", "Table 4", "table", ("table4",), "table4",
+            ("STAND-IN for the ImageNet run: " if stand_in else "") +
+            f"Table 4: A_R and E_F (%) on the test split of {imagenet.get('dataset')} and time "
+            "(s) of the pretrained, fine-tuned (with codes) and forgotten (C_F) model per "
+            "architecture, the paper's values beside ours.", paper_results=True,
+            options={"imagenet": dict(imagenet)}))
+    scaling = config.get("forget_time_scaling")
+    if scaling and imagenet.get("architectures"):
+        found.append(Artefact(
+            "forget_time_scaling", "beyond the paper (Sec. 4.4)", "figure_csv",
+            ("forget_time_scaling",), "forget_time_scaling",
+            "Forget time at scale: wall time of the whole Alg. 2 (code Fisher, perturbation, "
+            "sign choice) against the number of classes C for randomly initialised models with "
+            f"synthetic C-way heads at {scaling['input_size']}x{scaling['input_size']}, C = "
+            f"{', '.join(map(str, scaling['classes']))}, with the fitted slope and peak memory, "
+            "on the device the job ran on.", options={"scaling": dict(scaling)}))
+    if config.get("multiclass_forget"):
+        found.append(Artefact(
+            "multiclass", "beyond the paper (its stated limitation)", "table",
+            ("forget_multiclass",), "multiclass",
+            "Several classes at once: A_R and E_F after forgetting classes 0..k-1 together "
+            f"(k = {', '.join(map(str, config['multiclass_forget']))}) per data set, with each "
+            "benchmark's lambdas (chosen for C_F), mean ± std over seeds."))
+    return found
 
 
 def draw(artefact: Artefact, inputs: Mapping, outputs: Mapping, benchmarks: Sequence[dict]) -> None:

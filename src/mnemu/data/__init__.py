@@ -13,11 +13,13 @@ synthetic images); ``builtin`` registers them.
 
 from . import builtin  # noqa: F401  (registers the built-in data sets)
 from .datasets import DataSplits, FileImages, TensorImages, collate, loader
-from .factory import DATA_ENV, dataset_num_classes, default_root, load_dataset, prepare_dataset
+from .factory import (DATA_ENV, dataset_num_classes, default_root, load_dataset, missing_files,
+                      prepare_dataset)
 from .registry import Samples, Source, dataset_names, register_dataset
 
 __all__ = [
     "DATA_ENV", "DataSplits", "FileImages", "Samples", "Source", "TensorImages", "collate",
     "dataset_names", "dataset_num_classes", "default_root", "load_dataset", "loader",
+    "missing_files",
     "prepare_dataset", "register_dataset",
 ]

@@ -37,4 +37,5 @@ register_dataset("stanford_cars", _later("folders", "stanford_cars"),
 register_dataset("lfw", _later("folders", "lfw"), num_classes=_later("folders", "lfw_num_classes"),
                  default_augment=True)
 register_dataset("imagenet", _later("folders", "imagenet"),
-                 num_classes=_later("folders", "imagenet_num_classes"))
+                 num_classes=_later("folders", "imagenet_num_classes"),
+                 missing_files=_later("folders", "imagenet_missing_files"))

@@ -154,13 +154,36 @@ def _imagenet_folder(root: Path, path) -> Path:
     return Path(path) if path else root / "imagenet"
 
 
+def _imagenet_how(folder: Path) -> str:
+    return ("ImageNet cannot be downloaded automatically: get ILSVRC2012 from image-net.org and "
+            f"put it in {folder} as train/<wnid>/*.JPEG plus val/<wnid>/*.JPEG (or val/*.JPEG with "
+            f"{VAL_LABELS[0]} or {VAL_LABELS[1]} beside them) (or pass path: /your/imagenet)")
+
+
+def imagenet_missing_files(root: Path, path: str | None = None, **_) -> str | None:
+    """What the ImageNet folder lacks (one line: what, where, how), from directory entries only;
+    None when train/ has class folders and val/ has class folders or a label file beside it."""
+    folder = _imagenet_folder(root, path)
+    for split in ("train", "val"):
+        if not (folder / split).is_dir():
+            return f"ImageNet {split} folder not found at {folder / split}; {_imagenet_how(folder)}"
+    if not any(p.is_dir() for p in (folder / "train").iterdir()):
+        return (f"ImageNet train folder {folder / 'train'} has no <wnid>/ class folders; "
+                f"{_imagenet_how(folder)}")
+    val = folder / "val"
+    labelled = any((folder / name).is_file() for name in VAL_LABELS)
+    if not labelled and not any(p.is_dir() for p in val.iterdir()):
+        return (f"ImageNet val folder {val} has no val/<wnid>/ class folders and no labels: put "
+                f"{VAL_LABELS[0]} ('<file> <wnid>' lines) or Kaggle's {VAL_LABELS[1]} in {folder}, "
+                "or sort the images into class folders (e.g. with the widely used valprep.sh)")
+    return None
+
+
 def imagenet(root: Path, path: str | None = None, **_) -> Source:
     """ILSVRC2012: train/<wnid>/ images and the val images (in val/<wnid>/, or flat with a label
     file), classes in wnid order; resized to 256 and centre-cropped."""
     folder = _imagenet_folder(root, path)
-    how = ("ImageNet cannot be downloaded automatically: get ILSVRC2012 from image-net.org and "
-           f"put it in {folder} as train/<wnid>/*.JPEG plus val/<wnid>/*.JPEG (or val/*.JPEG with "
-           f"{VAL_LABELS[0]} or {VAL_LABELS[1]} beside them) (or pass path: /your/imagenet)")
+    how = _imagenet_how(folder)
     for split in ("train", "val"):
         _require_dir(folder / split, f"ImageNet {split} folder", how)
     from torchvision.datasets.folder import find_classes, make_dataset

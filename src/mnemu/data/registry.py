@@ -41,23 +41,28 @@ class Registered:
     make_source: Callable[..., Source]  # (root: Path, **options) -> Source
     num_classes: Callable[..., int]  # (root: Path, **options) -> int; reads no data
     default_augment: bool
+    #: (root: Path, **options) -> a one-line problem (what is missing, where to put it) or None;
+    #: inspects paths only. None for data sets that are fetched or generated.
+    missing_files: Callable[..., str | None] | None = None
 
 
 _DATASETS: dict[str, Registered] = {}
 
 
 def register_dataset(name: str, source_factory: Callable[..., Source], *,
-                     num_classes: int | Callable[..., int], default_augment: bool = False) -> None:
+                     num_classes: int | Callable[..., int], default_augment: bool = False,
+                     missing_files: Callable[..., str | None] | None = None) -> None:
     """Make a data set loadable by name with :func:`mnemu.data.load_dataset`.
 
     ``source_factory(root: Path, **options)`` returns a :class:`Source`; it should accept and
     ignore options it does not know (``**_``). ``num_classes`` is the class count, or a function
     ``(root, **options) -> int`` that gives it without reading data. ``default_augment`` is the
     training split's augmentation unless a caller chooses: crop+flip for in-memory images, a
-    horizontal flip for files.
+    horizontal flip for files. ``missing_files(root, **options)`` says, without reading data,
+    what a data set placed by hand lacks (one line) or returns None.
     """
     count = num_classes if callable(num_classes) else (lambda root, **_: num_classes)
-    _DATASETS[name] = Registered(source_factory, count, default_augment)
+    _DATASETS[name] = Registered(source_factory, count, default_augment, missing_files)
 
 
 def lookup(name: str) -> Registered:
