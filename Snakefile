@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fisher.smk"
 include: "workflow/rules/forget.smk"
+include: "workflow/rules/analyses.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
 

@@ -111,6 +111,16 @@ def _cross_problems(config: Mapping) -> list[str]:
                                     f"num_classes")
         if len(config["forget_classes"]) >= b["num_classes"]:
             problems.append(f"forget_classes: would forget every class of '{b['id']}'")
+    for key in ("w_data_benchmarks", "fim_error_benchmarks"):
+        for b in config[key]:
+            if b not in ids:
+                problems.append(f"{key}: '{b}' is not among benchmarks ({', '.join(ids)})")
+    if config["gradient_benchmark"] not in ids:
+        problems.append(f"gradient_benchmark: '{config['gradient_benchmark']}' is not among "
+                        f"benchmarks ({', '.join(ids)})")
+    names = [g["name"] for g in config["gradient_layer_groups"]]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"gradient_layer_groups: '{dup}' is named twice; give each group its own name")
     figures = [f["figure"] for f in config["lambda_sweep_figures"]]
     for f in config["lambda_sweep_figures"]:
         if f["benchmark"] not in ids:
