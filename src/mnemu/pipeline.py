@@ -162,6 +162,7 @@ def fisher_step(model_path: str, source: str, classes: str, data_dir: str, metho
     seconds = time.perf_counter() - began
     log.info("Fisher from %s (%d samples) in %.3fs", source, len(inputs), seconds)
     payload = {"source": source, "forget_classes": forget, "num_samples": len(inputs),
+               "num_classes": checkpoint.num_classes,
                "method": method, "seconds": seconds,
                "forget": {n: t.cpu() for n, t in f_forget.items()},
                "remain": {n: t.cpu() for n, t in f_remain.items()}}
@@ -298,6 +299,7 @@ def fim_error_step(fisher_path: str, oracle_path: str, run: dict, out: str) -> N
              errors["remain"])
     write_json(out, {**run, "forget": classes_tag(payload["forget_classes"]),
                      "source": payload["source"], "num_samples": payload["num_samples"],
+                     "samples_per_class": payload["num_samples"] / payload["num_classes"],
                      "num_parameters": sum(t.numel() for t in f_forget.values()),
                      "error": errors})
 
