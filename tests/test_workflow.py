@@ -84,6 +84,8 @@ def tiny_config(tmp: Path) -> dict:
     ]
     config["lambda_sweep_figures"] = [{"figure": "fig6", "benchmark": "fm"},
                                       {"figure": "fig7", "benchmark": "dg"}]
+    config.update(w_data_benchmarks=["fm"], w_data_samples_per_class=[1, 10],
+                  fim_error_benchmarks=["fm"], gradient_benchmark="dg")
     return config
 
 
@@ -278,29 +280,39 @@ EXTENSIONS = {
                      {"forget": 4, "summarise": 1, "table": 1, "all": 1}),
     # a t_mix value for Table 5: a model and its forget step per benchmark and seed
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
-              {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),
+              {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1,
+               # and Fig. 10's code Fisher, oracle and error of the new models
+               "fisher": 4, "fim_error": 2, "figure": 1}),
     # a seed: every model of the new seed and its grid; dg selects lambda over the three seeds'
     # grids again, so its forget jobs of the other seeds rerun with the new choice; fm's is fixed
     "seed": (lambda c: c.update(seeds=[0, 1, 2]),
-             {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
-              "summarise": 7, "figure": 3, "table": 5, "all": 1}),
+             {"train": 6, "fisher": 2 + 4, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
+              "forget_w_data": 3, "fim_error": 3, "layer_gradients": 1,
+              "summarise": 11, "figure": 6, "table": 6, "all": 1}),
     # a data set entry: its data, models, lambda and forget jobs; every table and Fig. 2 again
     "benchmark": (lambda c: c["benchmarks"].append(
         {**c["benchmarks"][1], "id": "syn", "label": "generated", "dataset": "synthetic",
          "data_options": {"num_classes": 10, "image_shape": [3, 8, 8], "train_per_class": 20,
                           "test_per_class": 10}}),
                   {"prepare_data": 1, "train": 6, "fisher": 2, "lambda_grid": 2,
-                   "choose_lambda": 1, "forget": 6, "summarise": 5, "figure": 1, "table": 5,
+                   "choose_lambda": 1, "forget": 6, "summarise": 5, "figure": 2, "table": 5,
                    "all": 1}),
     # a changed lambda: that benchmark's forget jobs and what they feed (its sweep figure marks
     # the lambdas), no training
     "lambda": (lambda c: c["benchmarks"][0].update({"lambda": [1e-4, 10.0]}),
-               {"choose_lambda": 1, "forget": 6, "summarise": 4, "figure": 1, "table": 5,
-                "all": 1}),
+               {"choose_lambda": 1, "forget": 6, "forget_w_data": 6, "summarise": 5, "figure": 2,
+                "table": 5, "all": 1}),
     # changed training settings: that benchmark's models and everything downstream of them
     "epochs": (lambda c: c["benchmarks"][1]["train"].update(epochs=3),
                {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6,
-                "summarise": 6, "figure": 2, "table": 5, "all": 1}),
+                "layer_gradients": 2, "summarise": 7, "figure": 3, "table": 6, "all": 1}),
+    # an N of Figs. 4-5: its Fisher, ours-w-data and FIM error per seed; those figures again
+    "samples per class": (lambda c: c.update(w_data_samples_per_class=[1, 10, 100]),
+                          {"fisher": 2, "forget_w_data": 2, "fim_error": 2, "summarise": 2,
+                           "figure": 2, "all": 1}),
+    # a layer group of Table 6: the table alone (the gradients are kept per tensor)
+    "layer group": (lambda c: c["gradient_layer_groups"].append(
+        {"name": "head", "prefixes": ["fc"]}), {"table": 1, "all": 1}),
 }
 
 
