@@ -203,3 +203,53 @@ def test_fig3_draws_every_benchmark_in_the_summaries(tmp_path, monkeypatch):
     assert heights["Ours"] == pytest.approx([0.01, 0.01])
     for path in out.values():
         assert Path(path).read_bytes()[:5] in (b"%PDF-", b"\x89PNG\r")
+def test_table6_cells_are_mean_absolute_gradients_per_group(tmp_path):
+    """Two seeds' per-tensor sums -> each group's sum |g| / count, mean ± std over the seeds."""
+    rows = []
+    for seed, scale in ((0, 1.0), (1, 3.0)):
+        row = {"benchmark": "a", "seed": seed}
+        for which in ("whole", "forget", "remain"):
+            # conv1.weight: 4 parameters, |g| sum 4e-5; layer1.0.conv1.weight: 6 parameters, 3e-5
+            for name, numel, abs_sum in (("conv1.weight", 4, 4e-5), ("layer1.0.conv1.weight", 6, 3e-5)):
+                row[f"gradients.{which}.{name}.numel"] = numel
+                row[f"gradients.{which}.{name}.abs_sum"] = abs_sum * scale
+                row[f"gradients.{which}.{name}.square_sum"] = 0.0
+        rows.append(row)
+    summary = write_rows(tmp_path / "grads.csv", rows)
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"table6": {"whole": {"stem": 6.9e-6}}}))
+    benchmarks = [{"id": "a", "label": "A", "paper_column": "CIFAR10"}]
+    config = {"benchmarks": benchmarks, "gradient_benchmark": "a",
+              "gradient_layer_groups": [{"name": "stem", "prefixes": ["conv1"]},
+                                        {"name": "all", "prefixes": ["conv1", "layer1"]}]}
+    artefact = by_id(config)["table6"]
+    out = outputs(tmp_path, artefact)
+    draw(artefact, {"summaries": [summary], "paper": str(paper)}, out, benchmarks)
+    cells = {(r["row"], r["metric"]): r for r in csv.DictReader(open(out["csv"]))}
+    stem = cells[("|∇L(w*)|", "stem")]
+    assert float(stem["mean"]) == pytest.approx(statistics.fmean([1e-5, 3e-5]))
+    assert float(stem["std"]) == pytest.approx(statistics.stdev([1e-5, 3e-5]))
+    assert stem["paper"] == "6.9e-06"
+    assert float(cells[("|∇L_CR(w*)|", "all")]["mean"]) == pytest.approx(
+        statistics.fmean([7e-5 / 10, 21e-5 / 10]))
+    assert "mean absolute value per parameter" in Path(out["md"]).read_text()
+
+
+def test_analysis_figures_are_drawn(tmp_path):
+    benchmarks = [{"id": "a", "label": "A"}]
+    w_data = write_rows(tmp_path / "w.csv", [
+        {"benchmark": "a", "seed": s, "source": src, "samples_per_class": n,
+         "after.A_R": 50 + n / 100, "after.E_F": 90 + s}
+        for s in (0, 1) for src, n in (("data1", 1), ("data10", 10), ("data", 600))])
+    main = write_rows(tmp_path / "main.csv", forget_runs())
+    errors = write_rows(tmp_path / "e.csv", [
+        {"benchmark": "a", "seed": s, "t_mix": t, "source": src, "samples_per_class": n,
+         "error.forget": 1e-6 / n + s * 1e-8, "error.remain": 2e-7 / n}
+        for s in (0, 1) for t, src, n in ((0, "data1", 1), (0, "data10", 10), (0.1, "codes", 1),
+                                          (0.3, "codes", 1))])
+    arts = by_id({"benchmarks": benchmarks})
+    for name, summaries in (("fig4", [w_data, main]), ("fig5", [errors]), ("fig10", [errors])):
+        out = outputs(tmp_path, arts[name])
+        draw(arts[name], {"summaries": summaries}, out, benchmarks)
+        for path in out.values():
+            assert Path(path).read_bytes()[:5] in (b"%PDF-", b"\x89PNG\r"), path

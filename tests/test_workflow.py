@@ -91,6 +91,8 @@ def tiny_config(tmp: Path) -> dict:
     # App. C is optional (its own models and studies): left out to keep this run short
     config.pop("appendix", None)
     config.pop("appendix_benchmarks", None)
+    config.update(w_data_benchmarks=["fm"], w_data_samples_per_class=[1, 10],
+                  fim_error_benchmarks=["fm"], gradient_benchmark="dg")
     return config
 
 
@@ -373,6 +375,13 @@ EXTENSIONS = {
     # a baseline setting: that method's jobs, the baselines summary, Tables 2, 3 and Fig. 3
     "baseline setting": (lambda c: c["baselines"]["ssd"].update(alpha=5.0),
                          {"baseline": 4, "summarise": 1, "figure": 1, "table": 2, "all": 1}),
+    # an N of Figs. 4-5: its Fisher, ours-w-data and FIM error per seed; those figures again
+    "samples per class": (lambda c: c.update(w_data_samples_per_class=[1, 10, 100]),
+                          {"fisher": 2, "forget_w_data": 2, "fim_error": 2, "summarise": 2,
+                           "figure": 2, "all": 1}),
+    # a layer group of Table 6: the table alone (the gradients are kept per tensor)
+    "layer group": (lambda c: c["gradient_layer_groups"].append(
+        {"name": "head", "prefixes": ["fc"]}), {"table": 1, "all": 1}),
 }
 
 

@@ -159,6 +159,16 @@ def _cross_problems(config: Mapping) -> list[str]:
                                 f"'{b['id']}' ({b['num_classes']} classes); use fewer")
     if imagenet_enabled(config):
         problems += _imagenet_problems(config["imagenet"])
+    for key in ("w_data_benchmarks", "fim_error_benchmarks"):
+        for b in config[key]:
+            if b not in ids:
+                problems.append(f"{key}: '{b}' is not among benchmarks ({', '.join(ids)})")
+    if config["gradient_benchmark"] not in ids:
+        problems.append(f"gradient_benchmark: '{config['gradient_benchmark']}' is not among "
+                        f"benchmarks ({', '.join(ids)})")
+    names = [g["name"] for g in config["gradient_layer_groups"]]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"gradient_layer_groups: '{dup}' is named twice; give each group its own name")
     figures = [f["figure"] for f in config["lambda_sweep_figures"]]
     for f in config["lambda_sweep_figures"]:
         if f["benchmark"] not in ids:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import MnemuError
-from .fisher import class_fisher, default_chunk_size
+from .fisher import Samples, _chunks, _first_input, class_fisher, default_chunk_size
 from .metrics import forgetting_metrics
 
 #: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
@@ -112,15 +112,16 @@ class Forgetter:
 
     ``inputs`` / ``labels`` are the samples the Fisher and the sign choice use: the mnemonic
     codes (``labels`` defaults to ``0..C-1``, one code per class), or real samples for the
-    paper's "ours-w-data" comparison. ``fisher`` may pass precomputed ``(f_forget, f_remain)``
-    (class-set means, as :func:`class_fisher` returns them). ``eta_eps`` says where ``eps``
+    paper's "ours-w-data" comparison (a tensor, or a data set read a chunk at a time, with its
+    labels). ``fisher`` may pass precomputed ``(f_forget, f_remain)`` (class-set means, as
+    :func:`class_fisher` returns them). ``eta_eps`` says where ``eps``
     enters eta (:data:`ETA_EPS_RULES`; the default is the authors' rule).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        inputs: torch.Tensor,
+        inputs: Samples,
         forget_classes: Sequence[int],
         *,
         labels: torch.Tensor | None = None,
@@ -139,7 +140,8 @@ class Forgetter:
         self.remain = [c for c in range(self.num_classes) if c not in self.forget
                        and bool((self.labels == c).any())]
         self.inputs = inputs
-        self.chunk_size = chunk_size or default_chunk_size(inputs[0].numel(), self.device)
+        self.chunk_size = chunk_size or default_chunk_size(_first_input(inputs).numel(),
+                                                           self.device)
         self.method = method if fisher is None else "given"
         _check_eta_eps(eta_eps)  # before the Fisher, which may take long
         self.eta_eps = eta_eps
@@ -223,8 +225,8 @@ class Forgetter:
         running statistics."""
         was_training = model.training
         model.eval()
-        logits = torch.cat([model(self.inputs[i : i + self.chunk_size].to(self.device))
-                            for i in range(0, len(self.inputs), self.chunk_size)]).float()
+        logits = torch.cat([model(x.to(self.device)) for _, x, _ in
+                            _chunks(self.inputs, self.labels, self.chunk_size)]).float()
         model.train(was_training)
         metrics = forgetting_metrics(self.labels, logits.argmax(1).cpu(), self.forget,
                                      self.num_classes)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .baselines import Unsupported, check_supported, default_settings, run_baseline, timed
+from .analysis import fisher_error, gradient_stats, loss_gradients
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataSplits, prepare_dataset
 from .errors import MnemuError
@@ -132,16 +133,24 @@ def train_step(bench: dict, run: dict, data_dir: str, out_model: str, out_metric
 # --- Fisher ------------------------------------------------------------------------------------
 
 
+def _training_samples(checkpoint: Checkpoint, source: str, data_dir: str):
+    """The real training samples a ``data`` / ``dataN`` source names, as a data set read a chunk
+    at a time (a whole training split never sits in memory), without augmentation: all of the
+    model's training split, or the first N of each of its classes (never more than it trained on)."""
+    options = {"augment": False}
+    if source != "data":  # "dataN"
+        n = int(source.removeprefix("data"))
+        trained = (checkpoint.data.get("options") or {}).get("max_train_per_class")
+        options["max_train_per_class"] = min(n, trained) if trained else n
+    return checkpoint.dataset(data_dir, **options).train
+
+
 def _fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
     """What the Fisher is computed from: the codes ``(tensor, labels)``, or real training
-    samples ``(Dataset, its labels)``, which the Fisher reads a chunk at a time (a whole training
-    split never sits in memory)."""
+    samples ``(Dataset, its labels)``."""
     if source == "codes":
         return checkpoint.codes, torch.arange(len(checkpoint.codes))
-    options = {"augment": False}
-    if source != "data":  # "dataN": the first N training samples of each class
-        options["max_train_per_class"] = int(source.removeprefix("data"))
-    train = checkpoint.dataset(data_dir, **options).train
+    train = _training_samples(checkpoint, source, data_dir)
     return train, train.labels
 
 
@@ -160,6 +169,7 @@ def fisher_step(model_path: str, source: str, classes: str, data_dir: str, metho
     seconds = time.perf_counter() - began
     log.info("Fisher from %s (%d samples) in %.3fs", source, len(inputs), seconds)
     payload = {"source": source, "forget_classes": forget, "num_samples": len(inputs),
+               "num_classes": checkpoint.num_classes,
                "method": method, "seconds": seconds,
                "forget": {n: t.cpu() for n, t in f_forget.items()},
                "remain": {n: t.cpu() for n, t in f_remain.items()}}
@@ -291,6 +301,84 @@ def baseline_step(model_path: str, method: str, classes: str, settings: dict | N
         "prepare": record["prepare"], "settings": record["settings"], "info": record["info"],
         "source": record["source"], "device": str(device),
     })
+
+
+# --- why codes work (Sec. 4.3, App. A and B) ---------------------------------------------------
+
+
+def forget_w_data_step(model_path: str, fisher_path: str, lambda_path: str, data_dir: str,
+                       run: dict, out: str, eta_eps: str = "per_class") -> None:
+    """"Ours-w-data" (Fig. 4): Alg. 2 with a Fisher from real training samples (``fisher_path``,
+    source ``dataN`` or ``data``) instead of codes, at the benchmark's lambdas. The sign is chosen
+    on the same real samples the Fisher used (the model, trained without codes, has no codes to
+    choose on); test A_R / E_F before and after."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    f_forget, f_remain, payload = load_fisher(fisher_path, device)
+    if payload["source"] == "codes":
+        raise MnemuError(f"{fisher_path} is a code Fisher; ours-w-data takes a Fisher from "
+                         "training data (source data or dataN)")
+    forget = payload["forget_classes"]
+    samples = _training_samples(checkpoint, payload["source"], data_dir)
+    lambdas = json.loads(Path(lambda_path).read_text())
+    data = checkpoint.dataset(data_dir)
+    before = _test_metrics(checkpoint.model, data, forget)
+    forgetter = Forgetter(checkpoint.model, samples, forget, labels=samples.labels,
+                          num_classes=checkpoint.num_classes, fisher=(f_forget, f_remain),
+                          eta_eps=eta_eps)
+    model, record = forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
+    after = _test_metrics(model, data, forget)
+    per_class = len(samples) / checkpoint.num_classes
+    log.info("ours-w-data from %s (%d samples): A_R %.2f -> %.2f, E_F %.2f -> %.2f",
+             payload["source"], len(samples), before["A_R"], after["A_R"], before["E_F"],
+             after["E_F"])
+    write_json(out, {
+        **run, "forget": classes_tag(forget), "source": payload["source"],
+        "num_samples": len(samples), "samples_per_class": per_class,
+        "before": before, "after": after, "lambda1": record["lambda1"],
+        "lambda2": record["lambda2"], "sign": record["sign"], "tie": record["tie"],
+        "seconds": record["seconds"], "eta_eps": record["eta_eps"], "device": str(device),
+    })
+
+
+def fim_error_step(fisher_path: str, oracle_path: str, run: dict, out: str) -> None:
+    """The FIM approximation error (Figs. 5 and 10) of one Fisher against the oracle of the same
+    model (all its training data), for the forget and the remaining classes' Fisher."""
+    f_forget, f_remain, payload = load_fisher(fisher_path, "cpu")
+    o_forget, o_remain, oracle = load_fisher(oracle_path, "cpu")
+    if oracle["source"] != "data" or oracle["forget_classes"] != payload["forget_classes"]:
+        raise MnemuError(f"{oracle_path} is not the oracle Fisher (source data) of the same "
+                         f"forget classes as {fisher_path}; pass data_forget<classes>.pt")
+    errors = {"forget": fisher_error(f_forget, o_forget),
+              "remain": fisher_error(f_remain, o_remain)}
+    log.info("FIM error of %s: forget %.3e, remain %.3e", payload["source"], errors["forget"],
+             errors["remain"])
+    write_json(out, {**run, "forget": classes_tag(payload["forget_classes"]),
+                     "source": payload["source"], "num_samples": payload["num_samples"],
+                     "samples_per_class": payload["num_samples"] / payload["num_classes"],
+                     "num_parameters": sum(t.numel() for t in f_forget.values()),
+                     "error": errors})
+
+
+def layer_gradients_step(model_path: str, classes: str, data_dir: str, run: dict,
+                         out: str) -> None:
+    """The loss gradient at the trained weights (Table 6, App. B) for the whole training loss,
+    the forget classes' and the remaining classes' (each the mean cross-entropy over their real
+    training samples, no augmentation, eval mode), as per-tensor sums: any grouping of tensors
+    is made from them later."""
+    device = _device()
+    checkpoint = load_checkpoint(model_path, device)
+    forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
+    remain = [c for c in range(checkpoint.num_classes) if c not in forget]
+    train = _training_samples(checkpoint, "data", data_dir)
+    began = time.perf_counter()
+    whole, g_forget, g_remain = loss_gradients(
+        checkpoint.model, train, None, [forget + remain, forget, remain])
+    log.info("loss gradients over %d samples in %.1fs", len(train), time.perf_counter() - began)
+    write_json(out, {**run, "forget": classes_tag(forget), "num_samples": len(train),
+                     "gradients": {"whole": gradient_stats(whole),
+                                   "forget": gradient_stats(g_forget),
+                                   "remain": gradient_stats(g_remain)}})
 
 
 # --- summaries ---------------------------------------------------------------------------------

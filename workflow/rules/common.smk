@@ -113,6 +113,41 @@ for _bench in BENCHMARKS:
         _main_tmix, [CODES], [f"grid_forget{MAIN_FORGET}.csv"], benches=[_bench]
     )
 
+# Figs. 4 and 5 (Sec. 4.3): models trained without codes, Fisher from N real samples per class
+# ("dataN") or all of them (the oracle, "data"); the code Fisher of the models trained with codes.
+W_DATA_SOURCES = [f"data{n}" for n in config["w_data_samples_per_class"]]
+SUMMARIES["forget_w_data"] = _runs(
+    lambda b: [0],
+    [CODES],
+    [f"w_data/{s}_forget{MAIN_FORGET}.json" for s in [*W_DATA_SOURCES, "data"]],
+    benches=config["w_data_benchmarks"],
+)
+SUMMARIES["fim_error_w_data"] = _runs(
+    lambda b: [0],
+    [CODES],
+    [f"fim_error/{s}_forget{MAIN_FORGET}.json" for s in W_DATA_SOURCES],
+    benches=config["w_data_benchmarks"],
+) + _runs(
+    _main_tmix,
+    [CODES],
+    [f"fim_error/codes_forget{MAIN_FORGET}.json"],
+    benches=config["w_data_benchmarks"],
+)
+# Fig. 10 (App. A): the code Fisher's error at each t_mix of Table 5
+SUMMARIES["fim_error_vs_tmix"] = _runs(
+    lambda b: config["t_mix_forgetting"],
+    [CODES],
+    [f"fim_error/codes_forget{MAIN_FORGET}.json"],
+    benches=config["fim_error_benchmarks"],
+)
+# Table 6 (App. B): loss gradients at the trained weights of one benchmark's main models
+SUMMARIES["layer_gradients"] = _runs(
+    _main_tmix,
+    [CODES],
+    [f"gradients_forget{MAIN_FORGET}.json"],
+    benches=[config["gradient_benchmark"]],
+)
+
 
 # --- the baselines (Tables 2, 3, Fig. 3): on each benchmark's main models ---------------------
 

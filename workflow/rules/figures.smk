@@ -30,6 +30,7 @@ rule figure:
     params:
         benchmarks=config["benchmarks"],
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,
+        options=lambda wc: dict(ARTEFACTS[wc.artefact].options),
     script:
         "../../scripts/draw.py"
 
@@ -62,6 +63,7 @@ rule table:
     params:
         benchmarks=config["benchmarks"],
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,
+        options=lambda wc: dict(ARTEFACTS[wc.artefact].options),
     script:
         "../../scripts/draw.py"
 

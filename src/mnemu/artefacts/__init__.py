@@ -83,6 +83,26 @@ ARTEFACTS = (
              "Fig. 3: time to forget C_F with each baseline, retraining and ours (the forget "
              "call alone, one timer for all; log scale, mean ± std over seeds), one bar group "
              "per data set."),
+    Artefact("fig4", "Fig. 4", "figure", ("forget_w_data", "forget_main"), "fig4",
+             "Fig. 4: ours-w-data on the MNIST and CIFAR10 columns: models trained without codes "
+             "(t_mix = 0) forget C_F by Alg. 2 at the benchmark's lambdas with the Fisher of N real "
+             "training samples per class (the first N of each class; the rightmost point, all of "
+             "them, is the oracle Fisher); the sign (Eq. 5) is chosen on those same N samples per "
+             "class. A_R (blue) and E_F (orange) on the test split, mean ± std over seeds; dotted: "
+             "ours, a model trained with codes forgetting with one code per class."),
+    Artefact("fig5", "Fig. 5", "figure", ("fim_error_w_data",), "fig5",
+             "Fig. 5: FIM approximation error, ||f - f_oracle||_2 / (number of parameters), on the "
+             "MNIST and CIFAR10 columns, of the forget classes' and of the remaining classes' "
+             "diagonal Fisher (both shown). Solid: Fisher from N real training samples per class "
+             "of the model trained without codes (t_mix = 0), against that model's oracle (all its "
+             "training data). Dotted: the code Fisher (one code per class) of the model trained "
+             "with codes at the benchmark's t_mix, against that model's own oracle. Mean ± std "
+             "over seeds."),
+    Artefact("fig10", "Fig. 10", "figure", ("fim_error_vs_tmix",), "fig10",
+             "Fig. 10: approximation error of the code Fisher (one code per class) to the oracle "
+             "Fisher (all training data) of the same model, ||f - f_oracle||_2 / (number of "
+             "parameters), for the forget and the remaining classes, against the t_mix the model "
+             "was trained with (Table 5's models), one panel per data set, mean ± std over seeds."),
 )
 
 #: Figs. 6-9 are one kind of figure, the lambda sweeps, drawn per benchmark as the config says.
@@ -104,8 +124,8 @@ def catalogue(config: Mapping) -> list[Artefact]:
             figure, paper, "figure", (f"lambda_grid_{bench}",), "lambda_sweep",
             LAMBDA_SWEEP_CAPTION.format(paper=paper, label=labels.get(bench, bench)),
             lambdas_of=bench, options={"benchmark": bench}))
-    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:], *_beyond_tables(config),
-            *appendix_artefacts(config)]
+    return [*ARTEFACTS[:1], *sweeps, *ARTEFACTS[1:], *_gradient_table(config, labels),
+            *_beyond_tables(config), *appendix_artefacts(config)]
 
 
 FACES_SKIPPED = ("this configuration names no face data set (appendix.faces_benchmark: null): "
@@ -193,6 +213,21 @@ def _beyond_tables(config: Mapping) -> list[Artefact]:
             f"(k = {', '.join(map(str, config['multiclass_forget']))}) per data set, with each "
             "benchmark's lambdas (chosen for C_F), mean ± std over seeds."))
     return found
+
+
+def _gradient_table(config: Mapping, labels: Mapping) -> list[Artefact]:
+    """Table 6, whose columns (layer groups) the config names."""
+    groups = config.get("gradient_layer_groups")
+    if not groups:
+        return []
+    bench = config["gradient_benchmark"]
+    return [Artefact(
+        "table6", "Table 6", "table", ("layer_gradients",), "table6",
+        f"Table 6: magnitude of the loss gradient at the trained weights (mean absolute value per "
+        f"parameter) in each layer group, for the whole training loss, the forget classes' and "
+        f"the remaining classes' loss, on {labels.get(bench, bench)} (models trained with codes "
+        f"at the benchmark's t_mix), mean ± std over seeds, the paper's values beside ours.",
+        paper_results=True, options={"groups": [dict(g) for g in groups]})]
 
 
 def draw(artefact: Artefact, inputs: Mapping, outputs: Mapping, benchmarks: Sequence[dict]) -> None:
