@@ -67,7 +67,6 @@ def test_jobs_run_through_slurm_and_match_a_local_run(cluster, tmp_path):
         tmp = tmp_path / where
         work = copy_workflow(tmp / "workflow-copy")
         shutil.copytree(ROOT / "slurm", work / "slurm")
-        shutil.copytree(ROOT / "profiles", work / "profiles")
         config = write_config(tmp / "tiny.yaml", slurm_config(tmp))
         targets = [str(tmp / MODEL / out) for out in SUBMITTED.values()]
         args = (["--profile", "slurm", "--slurm-status-command", "squeue",
