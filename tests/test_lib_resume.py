@@ -1,4 +1,5 @@
-"""Resuming training mid-epoch: after a save every N steps, after SIGKILL / SIGTERM, with
+"""Resuming training mid-epoch: after a save every N steps, after SIGKILL / SIGTERM (which saves
+the state at the step it comes), with
 augmentation and batch norm (whose results depend on every random draw and every batch)."""
 
 from __future__ import annotations
@@ -150,12 +151,20 @@ def test_killed_mid_epoch_then_rerun_equals_uninterrupted(tmp_path, uninterrupte
     process.send_signal(kill_with)  # first epoch saved: the second has just begun
     assert process.wait(timeout=60) == -kill_with, process.stderr.read()
     assert not out.exists()
-    assert torch.load(state, weights_only=True)["resume"]["epoch"] == 1
+    saved = torch.load(state, weights_only=True)["resume"]
+    assert saved["epoch"] == 1
+    if kill_with == signal.SIGTERM:  # saved at the step it came, mid-epoch (no periodic saves)
+        assert saved["within"]["batches"] >= 1
+        assert "training stopped by SIGTERM in epoch 2" in process.stderr.read()
+        resumed = f"resuming epoch 2 after batch {saved['within']['batches']}"
+    else:  # SIGKILL cannot be caught: back to the end of epoch 1
+        assert saved["within"] is None
+        resumed = "resuming after epoch 1"
 
     rerun = _train_process(tmp_path, out)
     log = rerun.communicate(timeout=120)[1]
     assert rerun.returncode == 0, log
-    assert "resuming after epoch 1" in log
+    assert resumed in log
     weights = mnemu.load_checkpoint(out).model.state_dict()
     for name, value in uninterrupted_weights.items():
         assert torch.equal(weights[name], value), name

@@ -22,7 +22,7 @@ from mnemu.artefacts import catalogue
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: What a copy of the workflow needs: the tiny run works on a copy, so tests may edit its files.
-WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src"]
+WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src", "profiles"]
 
 
 def targets(config: dict) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import MnemuError
+from .errors import DamagedFile, MnemuError
 from .files import atomic_write
 from .models import create_model
 
@@ -100,10 +100,10 @@ def read_checkpoint_dict(path: str | Path) -> dict:
             f"them could run code); save only tensors and plain values, as mnemu.Checkpoint does"
         ) from None
     except Exception as err:  # torch raises several types for truncated/foreign files
-        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[0][:120]
-        raise MnemuError(
+        reason = first_line(err)
+        raise DamagedFile(
             f"checkpoint {path} cannot be read ({reason}); it is truncated, corrupted or not a "
-            f"torch file: copy it again or retrain"
+            f"torch file: copy it again or retrain", path, reason
         ) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise MnemuError(
@@ -116,6 +116,12 @@ def read_checkpoint_dict(path: str | Path) -> dict:
             f"was trained with: retrain with codes (mnemu train --t-mix 0.1)"
         )
     return raw
+
+
+def first_line(err: Exception) -> str:
+    """An exception's message as one short line (torch's can span pages, with colour codes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return (text.splitlines() or [type(err).__name__])[0][:120]
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:

@@ -11,17 +11,18 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-from .baselines import Unsupported, check_supported, default_settings, run_baseline, timed
 from .analysis import fisher_error, gradient_stats, loss_gradients
-from .checkpoint import Checkpoint, load_checkpoint
+from .baselines import Unsupported, check_supported, default_settings, run_baseline, timed
+from .checkpoint import Checkpoint, first_line, load_checkpoint
 from .data import DataSplits, prepare_dataset
-from .errors import MnemuError
+from .errors import DamagedFile, MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
@@ -30,6 +31,7 @@ from .metrics import evaluate, forgetting_metrics
 from .train import TrainSettings, default_device, train_checkpoint
 
 log = logging.getLogger("mnemu")
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -159,7 +161,7 @@ def fisher_step(model_path: str, source: str, classes: str, data_dir: str, metho
     """Fisher of the forget and remaining classes, from the codes (Eq. 4) or from training data
     ("data" = all of it, the oracle FIM of Sec. 4.3; "dataN" = N samples per class)."""
     device = _device()
-    checkpoint = load_checkpoint(model_path, device)
+    checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
     forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
     remain = [c for c in range(checkpoint.num_classes) if c not in forget]
     inputs, labels = _fisher_inputs(checkpoint, source, data_dir)
@@ -177,8 +179,29 @@ def fisher_step(model_path: str, source: str, classes: str, data_dir: str, metho
 
 
 def load_fisher(path: str, device) -> tuple[dict, dict, dict]:
-    payload = torch.load(path, map_location=device, weights_only=True)
-    return payload["forget"], payload["remain"], payload
+    """The Fisher of the forget and remaining classes (``{parameter name: tensor}`` each, shaped
+    like the parameters) and the whole record that :func:`fisher_step` wrote."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        return payload["forget"], payload["remain"], payload
+    except Exception as err:
+        reason = first_line(err) if not isinstance(err, (KeyError, TypeError)) else \
+            "not a Fisher record"
+        raise DamagedFile(f"Fisher file {path} cannot be read ({reason}); it is truncated or "
+                          f"corrupted: compute it again", path, reason) from None
+
+
+def read_output(path: str, rule: str, read: Callable[[str], T]) -> T:
+    """``read(path)`` for a file that the workflow's rule ``rule`` wrote. A damaged file (a job cut
+    off before atomic writes existed, a disk fault, a bad copy) gives one error that names the
+    file, the rule and the fix, instead of a traceback in a later rule's log."""
+    try:
+        return read(path)
+    except DamagedFile as err:
+        raise MnemuError(
+            f"{path} cannot be read ({err.reason}): it is truncated or corrupted. It was written "
+            f"by rule {rule}: delete it and run snakemake again to rebuild it (after a run that "
+            f"was cut off: snakemake --rerun-incomplete)") from None
 
 
 # --- forgetting --------------------------------------------------------------------------------
@@ -195,8 +218,9 @@ def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float
     """Alg. 2 at every (lambda1, lambda2) of the grid: the code Fisher is read once, each point is
     a perturbation, a sign choice on the codes and an evaluation on the test split."""
     device = _device()
-    checkpoint = load_checkpoint(model_path, device)
-    f_forget, f_remain, payload = load_fisher(fisher_path, device)
+    checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
+    f_forget, f_remain, payload = read_output(fisher_path, "fisher",
+                                              lambda p: load_fisher(p, device))
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
                           fisher=(f_forget, f_remain), eta_eps=eta_eps)
     data = checkpoint.dataset(data_dir)
@@ -229,7 +253,7 @@ def forget_step(model_path: str, lambda_path: str, classes: str, method: str, ru
                 data_dir: str, out_metrics: str, out_model: str, eta_eps: str = "per_class") -> None:
     """Alg. 2 at the chosen lambdas, timed, with test A_R / E_F before and after."""
     device = _device()
-    checkpoint = load_checkpoint(model_path, device)
+    checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
     forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
     lambdas = json.loads(Path(lambda_path).read_text())
     data = checkpoint.dataset(data_dir)

@@ -9,6 +9,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -112,7 +114,8 @@ def train_with_codes(
     every ``settings.save_every_steps`` optimiser steps, and a run that finds a state with the
     same settings continues from it, mid-epoch too: the result equals an uninterrupted run's.
     ``progress`` is called with each epoch's record. Kernels are made deterministic while it runs
-    (see :func:`deterministic_kernels`).
+    (see :func:`deterministic_kernels`). With ``state_path``, SIGTERM (preemption, a time limit)
+    saves the state at the next step before the process ends.
     """
     fingerprint = _fingerprint(settings, codes, model, train_set)
     train_set = _without_classes(train_set, settings.exclude_classes, len(codes))
@@ -143,7 +146,7 @@ def train_with_codes(
         }}, state_path)
 
     criterion = nn.CrossEntropyLoss()
-    with deterministic_kernels():
+    with deterministic_kernels(), _saving_on_sigterm(state_path is not None) as stop_requested:
         for epoch in range(start, epochs):
             began = time.perf_counter()
             seed = _epoch_seed(settings.seed, epoch)
@@ -178,6 +181,13 @@ def train_with_codes(
                 tally["loss"] += loss.item() * len(labels)
                 tally["correct"] += (logits.argmax(1) == labels).sum().item()
                 tally["seen"] += len(labels)
+                if stop_requested():
+                    save(epoch, {"batches": done, "tally": dict(tally), "rng": _rng_states(mixing)})
+                    message = (f"training stopped by SIGTERM in epoch {epoch + 1} after batch "
+                               f"{done}; its state is saved to {state_path}: run again to "
+                               f"continue from there")
+                    log.warning("%s", message)
+                    raise MnemuError(message)
                 if (state_path is not None and settings.save_every_steps is not None
                         and step % settings.save_every_steps == 0
                         and done < steps_per_epoch and step < total_steps):
@@ -196,6 +206,25 @@ def train_with_codes(
             if progress is not None:
                 progress(record)
     return history
+
+
+@contextlib.contextmanager
+def _saving_on_sigterm(active: bool):
+    """Within: SIGTERM (what SLURM sends on preemption or at the time limit, some seconds before
+    SIGKILL) only sets a flag, which training checks after every step to save its state first.
+    Yields that check. On exit the previous handler comes back and, if SIGTERM came, the signal
+    is sent again, so the process ends as it would have without this (killed by SIGTERM)."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if received:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextlib.contextmanager

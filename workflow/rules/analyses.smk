@@ -22,7 +22,6 @@ rule forget_w_data:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         run=run_of,
         eta_eps=config["eta_eps"],
@@ -49,7 +48,6 @@ rule fim_error:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         run=run_of,
     script:
@@ -71,7 +69,6 @@ rule layer_gradients:
     resources:
         gpu=resource("fisher", "gpu"),
         mem_mb=resource("fisher", "mem_mb"),
-        runtime=resource("fisher", "runtime"),
     params:
         run=run_of,
         data_dir=config["data_dir"],

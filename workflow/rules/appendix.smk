@@ -18,7 +18,6 @@ rule text_embeddings:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         encoder=lambda wc: MODELS[wc.bench]["text_encoder"],
     script:
@@ -43,7 +42,6 @@ rule membership:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         run=run_of,
         data_dir=config["data_dir"],
@@ -67,7 +65,6 @@ rule output_rate:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         run=run_of,
         data_dir=config["data_dir"],
@@ -91,7 +88,6 @@ rule backdoor:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         code_class=APPENDIX["backdoor_code_class"] if APPENDIX else 0,
         ratios=APPENDIX["backdoor_ratios"] if APPENDIX else [],
@@ -122,7 +118,6 @@ rule forget_retrained:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         method=config["fisher_method"],
         run=lambda wc: retrained_run_of(wc, wc.unused),
@@ -150,7 +145,6 @@ rule losses_unused_forgotten:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         groups=lambda wc: {
             "unused": _classes(wc.unused),
@@ -178,7 +172,6 @@ rule losses_unused:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         groups=lambda wc: {f"unused {c}": [c] for c in _classes(wc.classes)},
         run=lambda wc: {**retrained_run_of(wc, wc.classes), "forgot": ""},

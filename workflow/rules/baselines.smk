@@ -20,7 +20,6 @@ rule baseline:
     resources:
         gpu=resource("baseline", "gpu"),
         mem_mb=resource("baseline", "mem_mb"),
-        runtime=resource("baseline", "runtime"),
     params:
         method=lambda wc: wc.method,
         settings=lambda wc: config["baselines"].get(wc.method) or {},
@@ -46,7 +45,6 @@ rule retrain:
     resources:
         gpu=resource("train", "gpu"),
         mem_mb=resource("train", "mem_mb"),
-        runtime=resource("train", "runtime"),
     params:
         method="retrain",
         settings=lambda wc: train_settings(MODELS[wc.bench], main_run_of(wc)),

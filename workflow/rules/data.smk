@@ -16,7 +16,6 @@ rule prepare_data:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         dataset=lambda wc: MODELS[wc.bench]["dataset"],
         data_options=lambda wc: MODELS[wc.bench].get("data_options", {}),

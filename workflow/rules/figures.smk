@@ -26,7 +26,6 @@ rule figure:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         benchmarks=config["benchmarks"],
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,
@@ -59,7 +58,6 @@ rule table:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         benchmarks=config["benchmarks"],
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,
@@ -93,7 +91,6 @@ rule figure_csv:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         benchmarks=config["benchmarks"],
         caption=lambda wc: ARTEFACTS[wc.artefact].caption,

@@ -17,7 +17,6 @@ rule fisher:
     resources:
         gpu=resource("fisher", "gpu"),
         mem_mb=resource("fisher", "mem_mb"),
-        runtime=resource("fisher", "runtime"),
     params:
         method=config["fisher_method"],
         data_dir=config["data_dir"],

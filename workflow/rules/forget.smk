@@ -18,7 +18,6 @@ rule lambda_grid:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         lambda1=config["lambda1_grid"],
         lambda2=config["lambda2_grid"],
@@ -45,7 +44,6 @@ rule choose_lambda:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         setting=lambda wc: MODELS[wc.bench]["lambda"],
     script:
@@ -69,7 +67,6 @@ rule forget:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         method=config["fisher_method"],
         run=run_of,

@@ -19,7 +19,6 @@ rule imagenet_data:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         dataset=IMAGENET.get("dataset"),
         data_options=IMAGENET.get("data_options", {}),
@@ -47,7 +46,6 @@ rule imagenet_weights:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     params:
         arch=lambda wc: ARCHS[wc.arch],
     script:
@@ -70,7 +68,6 @@ rule imagenet_finetune:
     resources:
         gpu=resource("train", "gpu"),
         mem_mb=resource("train", "mem_mb"),
-        runtime=resource("train", "runtime"),
     params:
         arch=lambda wc: ARCHS[wc.arch],
         section=IMAGENET,
@@ -96,7 +93,6 @@ rule imagenet_fisher:
     resources:
         gpu=resource("fisher", "gpu"),
         mem_mb=resource("fisher", "mem_mb"),
-        runtime=resource("fisher", "runtime"),
     params:
         method=config["fisher_method"],
         data_dir=config["data_dir"],
@@ -121,7 +117,6 @@ rule imagenet_forget:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         lambdas=IMAGENET.get("lambda"),
         run=imagenet_run,
@@ -145,7 +140,6 @@ rule imagenet_evaluate:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         arch=lambda wc: ARCHS[wc.arch],
         section=IMAGENET,
@@ -168,7 +162,6 @@ rule forget_time_scaling:
     resources:
         gpu=resource("forget", "gpu"),
         mem_mb=resource("forget", "mem_mb"),
-        runtime=resource("forget", "runtime"),
     params:
         arch=lambda wc: ARCHS[wc.arch],
         scaling=SCALING,

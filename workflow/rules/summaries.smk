@@ -19,6 +19,5 @@ rule summarise:
     resources:
         gpu=resource("light", "gpu"),
         mem_mb=resource("light", "mem_mb"),
-        runtime=resource("light", "runtime"),
     script:
         "../../scripts/summarise.py"

@@ -19,7 +19,6 @@ rule train:
     resources:
         gpu=resource("train", "gpu"),
         mem_mb=resource("train", "mem_mb"),
-        runtime=resource("train", "runtime"),
     params:
         bench=train_params,
         run=run_of,
