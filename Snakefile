@@ -15,6 +15,7 @@ include: "workflow/rules/fisher.smk"
 include: "workflow/rules/forget.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

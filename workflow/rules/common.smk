@@ -156,5 +156,15 @@ def artefacts_of(kind):
     return [a.id for a in ARTEFACTS.values() if a.kind == kind] or ["^$"]
 
 
-def paper_targets():
+def artefact_files():
     return [f"{FIGURES}/{a.id}.{ext}" for a in ARTEFACTS.values() for ext in a.formats]
+
+
+def artefact_summaries():
+    names = dict.fromkeys(s for a in ARTEFACTS.values() for s in a.summaries)
+    return [f"{RESULTS}/summaries/{name}.csv" for name in names]
+
+
+def paper_targets():
+    """Every artefact, and the report that judges them."""
+    return artefact_files() + [f"{FIGURES}/report.html"]
