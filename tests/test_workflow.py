@@ -269,6 +269,18 @@ def test_tiny_run_report_lists_every_paper_item_and_opens_in_a_browser(tiny_run)
     assert (tmp / "figures/report.png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_snakemake_report_registers_every_artefact_with_its_caption(tiny_run):
+    import zipfile
+
+    tmp, path, work = tiny_run
+    snakemake("--configfile", str(path), "--report", str(tmp / "snakemake-report.zip"), cwd=work)
+    names = zipfile.ZipFile(tmp / "snakemake-report.zip").namelist()
+    for artefact in catalogue(yaml.safe_load(path.read_text())):
+        registered = "pdf" if artefact.kind == "figure" else "csv"
+        assert any(n.endswith(f"{artefact.id}.{registered}") for n in names), artefact.id
+
+
 def output_paths(output: str) -> set[str]:
     """The output files a dry run would write (its ``output:`` lines)."""
     paths = set()
