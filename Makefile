@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup data small paper-dry-run test lint benchmark
+.PHONY: setup data small paper-dry-run test lint benchmark screenshot
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ data:
 
 small: setup data
 	$(BIN)/snakemake --configfile config/small.yaml --cores $(CORES)
+	@echo "The reproduction report: file://$(CURDIR)/paper_figures/small/report.html (data and provenance: paper_figures/small/report.json)"
+
+# The README's screenshot of the small configuration's report (needs chromium; after `make small`).
+screenshot: setup
+	$(BIN)/python -m mnemu.reporting screenshot paper_figures/small/report.html docs/report-small.png
 
 paper-dry-run: setup
 	$(BIN)/snakemake --dry-run --quiet rules

@@ -20,6 +20,7 @@ include: "workflow/rules/analyses.smk"
 include: "workflow/rules/summaries.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/appendix.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -409,3 +409,21 @@ def test_state_trained_without_a_class_is_not_resumed_with_it(tmp_path, caplog,
         _train(out, lib_settings(), lib_synthetic_options,
                progress=lambda r: epochs_run.append(r["epoch"]))
     assert epochs_run == [1, 2, 3] and "other settings" in caplog.text
+
+
+def test_eta_is_the_time_left_at_the_pace_so_far():
+    from mnemu.progress import eta
+
+    assert eta(10.0, 1, 3) == "0:00:20"  # 10 s per unit, 2 left
+    assert eta(7200.0, 2, 3) == "1:00:00"
+    assert eta(5.0, 3, 3) == "0:00:00"
+    assert eta(0.0, 0, 5) == "?"
+
+
+def test_each_epoch_logs_its_progress_with_an_eta(tmp_path, caplog, lib_synthetic_options,
+                                                  lib_settings):
+    with caplog.at_level(logging.INFO, logger="mnemu"):
+        _train(tmp_path / "m.pt", lib_settings(epochs=2), lib_synthetic_options)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "ETA " in lines[0] and lines[1].endswith("ETA 0:00:00")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 
 import pytest
 import torch
@@ -54,7 +55,8 @@ def test_fisher_step_from_codes_and_from_data(trained):
         assert set(payload["forget"]) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
 
 
-def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained):
+def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained, caplog):
+    caplog.set_level(logging.INFO, logger="mnemu")
     fisher_step(str(trained / "model.pt"), "codes", "0", str(trained / "data"), "hooks",
                 str(trained / "fisher.pt"))
     grids = []
@@ -63,6 +65,9 @@ def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained):
         lambda_grid_step(str(trained / "model.pt"), str(trained / "fisher.pt"), [1e-3, 1e-1],
                          [1.0, 100.0], {**RUN, "seed": seed}, str(trained / "data"), str(grid))
         grids.append(str(grid))
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("grid point")]
+    assert [m.split()[2] for m in progress] == ["1/4:", "2/4:", "3/4:", "4/4:"] * 2
+    assert progress[-1].endswith("ETA 0:00:00")
     grid_rows = rows(grids[0])
     assert len(grid_rows) == 4
     assert {(r["benchmark"], r["seed"], r["forget"]) for r in grid_rows} == {("syn", "3", "0")}

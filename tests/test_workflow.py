@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from mnemu.artefacts import catalogue
+from mnemu.reporting import PAPER_ITEMS, VERDICTS, browser, open_in_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -312,6 +313,40 @@ def test_oracle_fisher_target(tiny_run):
     assert set(payload["forget"]) == set(payload["remain"])
 
 
+@pytest.mark.slow
+def test_tiny_run_report_lists_every_paper_item_and_opens_in_a_browser(tiny_run):
+    """The report of the tiny run: every paper item with a verdict or as missing, the stand-in
+    warning, each rule's cost; then Chromium loads it with no broken image (screenshot beside)."""
+    tmp, _, _ = tiny_run
+    page = tmp / "figures/report.html"
+    data = json.loads((tmp / "figures/report.json").read_text())
+    assert [i["item"] for i in data["items"]] == [name for name, _ in PAPER_ITEMS]
+    assert all(i["verdict"] in VERDICTS for i in data["items"])
+    verdicts = {i["item"]: i["verdict"] for i in data["items"]}
+    assert verdicts["Fig. 4"] == "missing" and verdicts["Table 2"] != "missing"
+    assert data["stand_ins"] and "Stand-in data" in page.read_text()
+    assert {"train", "forget", "figures", "tables"} <= {r["rule"] for r in
+                                                         data["provenance"]["rules"]}
+    if browser() is None:
+        pytest.skip("no headless Chromium to open the report: apt-get install chromium")
+    seen = open_in_browser(page, tmp / "figures/report.png")
+    assert seen["items"] == [name for name, _ in PAPER_ITEMS]
+    assert seen["images"] >= 1 and seen["broken_images"] == 0
+    assert (tmp / "figures/report.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_snakemake_report_registers_every_artefact_with_its_caption(tiny_run):
+    import zipfile
+
+    tmp, path, work = tiny_run
+    snakemake("--configfile", str(path), "--report", str(tmp / "snakemake-report.zip"), cwd=work)
+    names = zipfile.ZipFile(tmp / "snakemake-report.zip").namelist()
+    for artefact in catalogue(yaml.safe_load(path.read_text())):
+        registered = "pdf" if artefact.kind == "figure" else "csv"
+        assert any(n.endswith(f"{artefact.id}.{registered}") for n in names), artefact.id
+
+
 def output_paths(output: str) -> set[str]:
     """The output files a dry run would write (its ``output:`` lines)."""
     paths = set()
@@ -334,15 +369,16 @@ def test_tiny_run_is_incremental(tiny_run):
     out = snakemake("--configfile", str(path), "--dry-run", cwd=work).stdout
     code.write_text(text)  # the copy as it was, for the tests that follow
     os.utime(code, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert job_counts(out) == {"table": 1, "all": 1}
-    assert output_paths(out) == {str(tmp / "figures/table5.csv"), str(tmp / "figures/table5.md")}
+    assert job_counts(out) == {"table": 1, "report": 1, "all": 1}
+    assert output_paths(out) == {str(tmp / f"figures/{name}") for name in (
+        "table5.csv", "table5.md", "report.html", "report.json")}
 
 
 EXTENSIONS = {
     # a forget class: one forget job per benchmark and seed, then Table 8 again (baselines
     # forget the main classes only)
     "forget class": (lambda c: c.update(other_forget_classes=[1, 2]),
-                     {"forget": 4, "summarise": 1, "table": 1, "all": 1}),
+                     {"forget": 4, "summarise": 1, "table": 1, "report": 1, "all": 1}),
     # a t_mix value for Table 5: a model and its forget step per benchmark and seed
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
               {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),

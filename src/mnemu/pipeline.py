@@ -28,6 +28,7 @@ from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
 from .lambdas import select_lambdas
 from .metrics import evaluate, forgetting_metrics
+from .progress import eta
 from .train import TrainSettings, default_device, train_checkpoint
 
 log = logging.getLogger("mnemu")
@@ -224,10 +225,19 @@ def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
                           fisher=(f_forget, f_remain), eta_eps=eta_eps)
     data = checkpoint.dataset(data_dir)
-    began = time.perf_counter()
-    rows = forget_grid(forgetter, [(l1, l2) for l1 in lambda1s for l2 in lambda2s],
-                       lambda model: {k: v for k, v in _test_metrics(
-                           model, data, forgetter.forget).items() if k in ("A_R", "E_F")})
+    points = [(l1, l2) for l1 in lambda1s for l2 in lambda2s]
+    began, done = time.perf_counter(), 0
+
+    def evaluate_point(model) -> dict:
+        nonlocal done
+        metrics = _test_metrics(model, data, forgetter.forget)
+        done += 1
+        log.info("grid point %d/%d: A_R %.2f E_F %.2f, ETA %s", done, len(points),
+                 metrics["A_R"], metrics["E_F"], eta(time.perf_counter() - began, done,
+                                                     len(points)))
+        return {k: metrics[k] for k in ("A_R", "E_F")}
+
+    rows = forget_grid(forgetter, points, evaluate_point)
     log.info("%d grid points in %.1fs", len(rows), time.perf_counter() - began)
     tag = classes_tag(forgetter.forget)
     write_csv(out, [{**run, "forget": tag, **row} for row in rows])

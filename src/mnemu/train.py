@@ -26,6 +26,7 @@ from .codes import DISTRIBUTIONS, make_codes, mix_codes
 from .data import DataSplits, load_dataset, loader
 from .errors import MnemuError
 from .models import create_model, load_weights
+from .progress import eta
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def train_with_codes(
         }}, state_path)
 
     criterion = nn.CrossEntropyLoss()
+    run_began = time.perf_counter()
     with deterministic_kernels(), _saving_on_sigterm(state_path is not None) as stop_requested:
         for epoch in range(start, epochs):
             began = time.perf_counter()
@@ -199,8 +201,9 @@ def train_with_codes(
                       "loss": tally["loss"] / seen, "train_accuracy": 100.0 * tally["correct"] / seen,
                       "seconds": time.perf_counter() - began}
             history.append(record)
-            log.info("epoch %d/%d loss %.4f train-acc %.2f%% %.1fs", record["epoch"], epochs,
-                     record["loss"], record["train_accuracy"], record["seconds"])
+            log.info("epoch %d/%d loss %.4f train-acc %.2f%% %.1fs, ETA %s", record["epoch"],
+                     epochs, record["loss"], record["train_accuracy"], record["seconds"],
+                     eta(time.perf_counter() - run_began, epoch + 1 - start, epochs - start))
             if state_path is not None:
                 save(epoch + 1, None)
             if progress is not None:

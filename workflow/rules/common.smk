@@ -315,7 +315,7 @@ def artefacts_of(kind):
     return [a.id for a in ARTEFACTS.values() if a.kind == kind] or ["^$"]
 
 
-def paper_targets():
+def artefact_files():
     return [f"{FIGURES}/{a.id}.{ext}" for a in ARTEFACTS.values() for ext in a.formats]
 
 
@@ -394,3 +394,13 @@ if SCALING and ARCHS:
 if MULTICLASS:
     # multiclass: forgetting k classes together with each benchmark's main models
     SUMMARIES["forget_multiclass"] = _runs(_main_tmix, [CODES], _forget(MULTICLASS))
+
+
+def artefact_summaries():
+    names = dict.fromkeys(s for a in ARTEFACTS.values() for s in a.summaries)
+    return [f"{RESULTS}/summaries/{name}.csv" for name in names]
+
+
+def paper_targets():
+    """Every artefact, and the report that judges them."""
+    return artefact_files() + [f"{FIGURES}/report.html"]

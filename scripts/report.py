@@ -1,0 +1,8 @@
+"""Snakemake adapter: the reproduction report of this configuration (rule report)."""
+
+from mnemu.pipeline import job
+from mnemu.reporting import build_report
+
+with job(snakemake.log[0], snakemake.threads):
+    build_report(snakemake.params.config, snakemake.output.html, snakemake.output.json,
+                 paper_results=snakemake.input.paper)
