@@ -44,6 +44,7 @@ def fault_config() -> dict:
     bench["data_options"]["max_train_per_class"] = 600
     bench["train"]["epochs"] = 10
     config["benchmarks"] = [bench]
+    config.update(gradient_benchmark="fm", fim_error_benchmarks=["fm"])
     return config
 
 

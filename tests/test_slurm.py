@@ -30,6 +30,7 @@ def slurm_config(tmp: Path) -> dict:
     config = tiny_config(tmp)
     config.update(seeds=[0], lambda_sweep_figures=[{"figure": "fig6", "benchmark": "fm"}])
     config["benchmarks"] = config["benchmarks"][:1]
+    config.update(gradient_benchmark="fm", fim_error_benchmarks=["fm"])
     config["resources"]["train"]["gpu"] = 1
     return config
 
