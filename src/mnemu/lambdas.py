@@ -4,6 +4,7 @@ held-out samples) and ``auto``, a per-request rule that reads nothing but the co
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 
 from .errors import MnemuError
@@ -80,3 +81,139 @@ def plateau_middle(points: Sequence[tuple[float, float]]) -> tuple[float, float]
 
     best = min(range(len(points)), key=lambda i: (distance(i), -points[i][0], -points[i][1]))
     return points[best]
+
+
+# --- lambda: auto -----------------------------------------------------------------------------
+
+#: lambda2 / lambda1 along the auto path. On the trained models measured (issue 11) lambda2 binds
+#: on every parameter tensor at this ratio, so each tensor's largest change is lambda2 and the
+#: whole perturbation grows in proportion to one number, the path's strength s.
+AUTO_RATIO = 1e3
+#: The path: lambda1 = s, lambda2 = AUTO_RATIO * s, s from AUTO_LOWEST to AUTO_HIGHEST in
+#: AUTO_STEPS_PER_DECADE geometric steps per decade (a finer path than the paper's grid).
+AUTO_LOWEST, AUTO_HIGHEST, AUTO_STEPS_PER_DECADE = 1e-7, 1.0, 4
+#: "Firmly rejected": the forget codes' margin has gone from +m (before) to below -FIRM * m.
+AUTO_FIRM = 1.0
+#: "Too far": the remaining codes' smallest margin has fallen below KEEP x its value before.
+AUTO_KEEP = 0.5
+#: Steps taken past the first firm point, while the remaining codes stay above KEEP.
+AUTO_EXTRA_STEPS = 2
+
+#: The verdicts on one path point, in the order they occur as s grows.
+VERDICTS = ("not yet", "not enough", "ok", "too far")
+
+
+def auto_path(lowest: float = AUTO_LOWEST, highest: float = AUTO_HIGHEST,
+              steps_per_decade: int = AUTO_STEPS_PER_DECADE) -> list[float]:
+    """The strengths s of the auto path, ascending, geometric."""
+    if not 0 < lowest < highest or steps_per_decade < 1:
+        raise MnemuError(f"the auto path needs 0 < lowest < highest and at least one step per "
+                         f"decade, got {lowest:g}, {highest:g}, {steps_per_decade}")
+    steps = round(math.log10(highest / lowest) * steps_per_decade)
+    return [lowest * 10 ** (i / steps_per_decade) for i in range(steps + 1)]
+
+
+def auto_verdict(scores: Mapping, tie: bool, before: Mapping, *, firm: float = AUTO_FIRM,
+                 keep: float = AUTO_KEEP) -> str:
+    """What the codes say about one perturbation (``scores``: the chosen sign's code scores, as
+    :meth:`Forgetter.score` gives them; ``before``: the unperturbed model's).
+
+    "too far": the remaining codes' smallest margin fell below ``keep`` x its value before (a
+    remaining code is about to be, or is, misclassified); "not yet": both signs tie on the codes
+    (the perturbation has not yet told them apart) or a forget code is still recognised;
+    "not enough": the forget codes are rejected, but by less than ``firm`` x the margin by which
+    they were recognised before; "ok" otherwise.
+    """
+    if scores["remain_margin"] < keep * before["remain_margin"]:
+        return "too far"
+    if tie or scores["forget_margin"] > 0:
+        return "not yet"
+    if scores["forget_margin"] > -firm * max(before["forget_margin"], 0.0):
+        return "not enough"
+    return "ok"
+
+
+def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] | None = None,
+                 firm: float = AUTO_FIRM, keep: float = AUTO_KEEP,
+                 extra_steps: int = AUTO_EXTRA_STEPS, into=None):
+    """Choose (lambda1, lambda2) for one forget request from the codes alone; apply it.
+
+    ``forgetter`` is a :class:`mnemu.Forgetter` (its Fisher computed once); nothing but its codes
+    is read: no training, validation or test data. Along the path lambda1 = s,
+    lambda2 = ``ratio`` * s (``path``: the strengths s, ascending; default :func:`auto_path`),
+    each tried point is perturbed, its sign chosen on the codes, and judged by
+    :func:`auto_verdict`. Verdicts rise with s (not yet -> not enough -> ok -> too far), so
+    the first point that is "ok" or "too far" is found by bisection (about log2 of the path's
+    length tries); from a first "ok" point the rule goes ``extra_steps`` further (the codes are
+    memorised more firmly than the real samples they stand for: just rejecting them leaves real
+    samples of the class recognised), backing off by bisection to the last "ok" point if that
+    is too far. If the first point past "not enough" is already too far, the rule stops at the
+    last point before it (forgetting then is partial, and the record says so).
+
+    Returns ``(model, record)`` as :meth:`Forgetter.apply` does, the record extended by
+    ``lambda_rule: "auto"`` and ``auto``: the verdict at the chosen point, the reason in words,
+    the scores before, and the path of tried points (s, lambdas, sign, tie, margins, verdict) in
+    the order tried.
+    """
+    strengths = list(path) if path is not None else auto_path()
+    if not strengths or any(b <= a for a, b in zip(strengths, strengths[1:])):
+        raise MnemuError("the auto path must be a non-empty ascending list of strengths; "
+                         "give increasing positive numbers")
+    began = time.perf_counter()
+    before = forgetter.score(forgetter.model)
+    tried: dict[int, dict] = {}
+
+    def verdict(i: int) -> str:
+        if i not in tried:
+            _, record = forgetter.apply(strengths[i], ratio * strengths[i], into=into)
+            scores = record["code_scores"][record["sign"]]
+            tried[i] = {"s": strengths[i], "lambda1": record["lambda1"],
+                        "lambda2": record["lambda2"], "sign": record["sign"],
+                        "tie": record["tie"], "forget_margin": scores["forget_margin"],
+                        "remain_margin": scores["remain_margin"], "code_A_R": scores["A_R"],
+                        "code_E_F": scores["E_F"],
+                        "verdict": auto_verdict(scores, record["tie"], before, firm=firm,
+                                                keep=keep),
+                        "order": len(tried)}
+        return tried[i]["verdict"]
+
+    def first(lo: int, hi: int, past: tuple[str, ...]) -> int:
+        """The first index in [lo, hi] whose verdict is in ``past`` (hi if none before it)."""
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if verdict(mid) in past:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    last = len(strengths) - 1
+    start = first(0, last, ("ok", "too far"))
+    outcome = verdict(start)
+    if outcome == "ok":
+        stop = min(start + extra_steps, last)
+        if verdict(stop) == "too far":
+            stop = first(start, stop, ("too far",)) - 1
+        reason = (f"the forget codes are firmly rejected from s = {strengths[start]:.3g}; "
+                  f"{stop - start} step(s) further, the remaining codes still hold")
+    elif outcome == "too far":
+        stop = max(start - 1, 0)
+        reason = ("the remaining codes fail before the forget codes are firmly rejected: "
+                  "stopped at the last point before they fail (forgetting may be partial)")
+    else:
+        stop = start
+        reason = "the forget codes are not firmly rejected anywhere on the path: stopped at its end"
+    verdict(stop)
+    search_seconds = time.perf_counter() - began
+    model, record = forgetter.apply(strengths[stop], ratio * strengths[stop], into=into)
+    record["seconds"]["search"] = search_seconds  # the tries; "total" then counts them too
+    record["seconds"]["total"] += search_seconds
+    record["lambda_rule"] = "auto"
+    record["auto"] = {
+        "verdict": tried[stop]["verdict"], "reason": reason, "s": strengths[stop],
+        "ratio": ratio, "firm": firm, "keep": keep, "extra_steps": extra_steps,
+        "before": {k: before[k] for k in ("forget_margin", "remain_margin")},
+        "tried": sorted(tried.values(), key=lambda t: t["order"]),
+        "num_tried": len(tried),
+    }
+    return model, record
