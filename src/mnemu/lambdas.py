@@ -3,6 +3,7 @@ held-out samples) and ``auto``, a per-request rule that reads nothing but the co
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -10,25 +11,29 @@ from collections.abc import Mapping, Sequence
 from .errors import MnemuError
 
 
-def _point(row: Mapping, run: int) -> tuple[tuple[float, float], float]:
+def _point(row: Mapping, run: int, metrics: tuple[str, str]) -> tuple[tuple[float, float], float]:
     """``((lambda1, lambda2), A_R + E_F)`` of one grid row (numbers, or strings read from CSV)."""
+    a_r, e_f = metrics
     try:
         key = (float(row["lambda1"]), float(row["lambda2"]))
-        score = float(row["A_R"]) + float(row["E_F"])
+        score = float(row[a_r]) + float(row[e_f])
     except (KeyError, TypeError, ValueError):
-        raise MnemuError(f"a row of grid run {run} lacks a number for lambda1, lambda2, A_R or "
-                         f"E_F; give every row those four columns") from None
+        raise MnemuError(f"a row of grid run {run} lacks a number for lambda1, lambda2, {a_r} or "
+                         f"{e_f}; give every row those four columns") from None
     if math.isnan(score):
-        raise MnemuError(f"A_R + E_F is not a number at lambda1 {key[0]:g}, lambda2 {key[1]:g} "
-                         f"of grid run {run}; rerun that grid point")
+        raise MnemuError(f"{a_r} + {e_f} is not a number at lambda1 {key[0]:g}, lambda2 "
+                         f"{key[1]:g} of grid run {run}; rerun that grid point")
     return key, score
 
 
-def select_lambdas(rows_by_run: Sequence[Sequence[Mapping]]) -> dict:
+def select_lambdas(rows_by_run: Sequence[Sequence[Mapping]],
+                   metrics: tuple[str, str] = ("A_R", "E_F")) -> dict:
     """The grid point with the highest mean A_R + E_F over runs (seeds).
 
     ``rows_by_run``: one grid per run, each a sequence of rows with ``lambda1``, ``lambda2``,
-    ``A_R`` and ``E_F`` (percent). Every run must cover the same points, once each.
+    and the two ``metrics`` columns (percent; ``A_R`` and ``E_F`` by default, e.g.
+    ``("val_A_R", "val_E_F")`` for a validation split): nothing else is read. Every run must
+    cover the same points, once each.
 
     Where several points tie at the best mean (a plateau: typically lambda1 stops mattering once
     lambda2 caps every alpha, so neighbouring points give the same model), the point in the
@@ -47,7 +52,7 @@ def select_lambdas(rows_by_run: Sequence[Sequence[Mapping]]) -> dict:
     for run, rows in enumerate(rows_by_run):
         seen = set()
         for row in rows:
-            key, score = _point(row, run)
+            key, score = _point(row, run, metrics)
             if key in seen:
                 raise MnemuError(f"grid run {run} has lambda1 {key[0]:g}, lambda2 {key[1]:g} "
                                  f"twice; keep one row per grid point")
@@ -91,13 +96,13 @@ def plateau_middle(points: Sequence[tuple[float, float]]) -> tuple[float, float]
 AUTO_RATIO = 1e3
 #: The path: lambda1 = s, lambda2 = AUTO_RATIO * s, s from AUTO_LOWEST to AUTO_HIGHEST in
 #: AUTO_STEPS_PER_DECADE geometric steps per decade (a finer path than the paper's grid).
-AUTO_LOWEST, AUTO_HIGHEST, AUTO_STEPS_PER_DECADE = 1e-7, 1.0, 4
+AUTO_LOWEST, AUTO_HIGHEST, AUTO_STEPS_PER_DECADE = 1e-7, 1.0, 8
 #: "Firmly rejected": the forget codes' margin has gone from +m (before) to below -FIRM * m.
 AUTO_FIRM = 1.0
 #: "Too far": the remaining codes' smallest margin has fallen below KEEP x its value before.
-AUTO_KEEP = 0.5
+AUTO_KEEP = 0.0
 #: Steps taken past the first firm point, while the remaining codes stay above KEEP.
-AUTO_EXTRA_STEPS = 2
+AUTO_EXTRA_STEPS = 0
 
 #: The verdicts on one path point, in the order they occur as s grows.
 VERDICTS = ("not yet", "not enough", "ok", "too far")
@@ -161,11 +166,12 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
                          "give increasing positive numbers")
     began = time.perf_counter()
     before = forgetter.score(forgetter.model)
+    scratch = into if into is not None else copy.deepcopy(forgetter.model)  # one copy for all tries
     tried: dict[int, dict] = {}
 
     def verdict(i: int) -> str:
         if i not in tried:
-            _, record = forgetter.apply(strengths[i], ratio * strengths[i], into=into)
+            _, record = forgetter.apply(strengths[i], ratio * strengths[i], into=scratch)
             scores = record["code_scores"][record["sign"]]
             tried[i] = {"s": strengths[i], "lambda1": record["lambda1"],
                         "lambda2": record["lambda2"], "sign": record["sign"],
@@ -205,7 +211,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         reason = "the forget codes are not firmly rejected anywhere on the path: stopped at its end"
     verdict(stop)
     search_seconds = time.perf_counter() - began
-    model, record = forgetter.apply(strengths[stop], ratio * strengths[stop], into=into)
+    model, record = forgetter.apply(strengths[stop], ratio * strengths[stop], into=scratch)
     record["seconds"]["search"] = search_seconds  # the tries; "total" then counts them too
     record["seconds"]["total"] += search_seconds
     record["lambda_rule"] = "auto"

@@ -83,10 +83,27 @@ def _group_key(value: str):
         return (1, value)
 
 
-def lambda_notes(summary: str) -> list[str]:
+def lambda_notes(summary: str, row: str = "Ours") -> list[str]:
+    """What chose lambda in ``summary``'s runs: the rule (and split) recorded by the forget step,
+    and the lambdas used (a range where each request chose its own)."""
     runs = read_csv(summary)
-    used = sorted({(r["benchmark"], r["lambda1"], r["lambda2"]) for r in runs if r.get("lambda1")})
-    return [f"lambda1 = {l1}, lambda2 = {l2} for {b}." for b, l1, l2 in used]
+    notes = []
+    for bench in dict.fromkeys(r["benchmark"] for r in runs if r.get("lambda1")):
+        mine = [r for r in runs if r["benchmark"] == bench and r.get("lambda1")]
+        rules = sorted({r.get("lambda_rule") or "fixed or select on test" for r in mine})
+        pairs = sorted({(float(r["lambda1"]), float(r["lambda2"])) for r in mine})
+        if len(pairs) == 1:
+            used = f"lambda1 = {pairs[0][0]:g}, lambda2 = {pairs[0][1]:g}"
+        else:
+            used = (f"lambda per forget request, lambda1 {pairs[0][0]:.3g} to {pairs[-1][0]:.3g} "
+                    f"({len(pairs)} distinct)")
+        notes.append(f"{row}: {used} for {bench} (rule: {', '.join(rules)}).")
+    return notes
+
+
+def benchmark_notes(benchmarks: Sequence[dict]) -> list[str]:
+    """The config's ``note`` of each benchmark (e.g. that a stand-in is weak)."""
+    return [f"{b['label']}: {b['note']}" for b in benchmarks if b.get("note")]
 
 
 def write_table(records: list[dict], outputs: Mapping, title: str, benchmarks: Sequence[dict],

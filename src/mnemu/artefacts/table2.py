@@ -1,12 +1,24 @@
 """Table 2: A_R after forgetting class(es) C_F, each method a row, each data set a column."""
 
-from ._tables import lambda_notes, method_table, read_paper, write_table
+from ._tables import benchmark_notes, lambda_notes, method_table, read_paper, write_table
 
 TITLE = "Table 2: A_R after forgetting class(es) C_F (mean ± std over seeds)"
 ROWS = [("Before forgetting", "before.A_R"), ("Ours", "after.A_R")]
+#: Row names: the paper's rule (the benchmark's lambda setting) and lambda: auto.
+PAPER_RULE, AUTO = "Ours (paper rule)", "Ours (auto)"
 
 
 def draw(inputs, outputs, benchmarks) -> None:
-    summary = inputs["summaries"][0]
-    records = method_table(summary, benchmarks, read_paper(inputs, "table2"), ROWS)
-    write_table(records, outputs, TITLE, benchmarks, notes=lambda_notes(summary))
+    """``inputs["summaries"]``: the runs at the benchmark's lambdas, then (optional) the runs
+    with lambda: auto."""
+    summaries = inputs["summaries"]
+    paper = read_paper(inputs, "table2")
+    records = method_table(summaries[0], benchmarks, paper, ROWS)
+    notes = lambda_notes(summaries[0], PAPER_RULE if len(summaries) > 1 else "Ours")
+    if len(summaries) > 1:
+        for record in records:
+            record["row"] = PAPER_RULE if record["row"] == "Ours" else record["row"]
+        auto = method_table(summaries[1], benchmarks, paper, ROWS[1:])
+        records += [{**record, "row": AUTO} for record in auto]
+        notes += lambda_notes(summaries[1], AUTO)
+    write_table(records, outputs, TITLE, benchmarks, notes=notes + benchmark_notes(benchmarks))
