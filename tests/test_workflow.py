@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 import statistics
@@ -107,6 +108,8 @@ def test_paper_dry_run_lists_every_target():
     # 4 benchmarks x 3 seeds x (5 t_mix values + normal codes) models, each trained once.
     assert counts["train"] == 4 * 3 * 6
     assert counts["forget"] == 4 * 3 * (4 + 1 + 9)
+    # the same with lambda: auto (Tables 2, 3, 5, 8 show both), not for the codes ablation
+    assert counts["forget_auto"] == 4 * 3 * (4 + 9)
     assert counts["figure"] + counts["table"] == len(catalogue(config))
     assert result.returncode == 0
 
@@ -194,24 +197,36 @@ def test_tiny_run_builds_every_target(tiny_run):
 
 @pytest.mark.slow
 def test_selected_lambda_is_the_best_mean_over_the_seeds_grids(tiny_run):
-    """Recomputed here from the grid files: the highest mean A_R + E_F over both seeds, ties to
-    the smallest lambda1 then lambda2 (the gentlest perturbation)."""
+    """Recomputed here from the grid files' validation columns (select_on: validation): the
+    highest mean A_R + E_F over both seeds, ties to the tied point nearest their log-centroid.
+    The auto forget jobs record their own lambdas and the path that chose them."""
     tmp, _, _ = tiny_run
     scores: dict[tuple[float, float], list[float]] = {}
     for seed in (0, 1):
         for row in read_rows(tmp / f"results/dg/tmix0.1_uniform/seed{seed}/grid_forget0.csv"):
             assert row["benchmark"] == "dg" and row["seed"] == str(seed) and row["forget"] == "0"
+            assert row["A_R"] and row["E_F"]  # the test split's, for the sweep figures
             key = (float(row["lambda1"]), float(row["lambda2"]))
-            scores.setdefault(key, []).append(float(row["A_R"]) + float(row["E_F"]))
+            scores.setdefault(key, []).append(float(row["val_A_R"]) + float(row["val_E_F"]))
     assert len(scores) == 9 and all(len(v) == 2 for v in scores.values())
-    best = max(sorted(scores), key=lambda k: sum(scores[k]) / 2)  # sorted: first = smallest
+    top = max(sum(v) for v in scores.values())
+    tied = [k for k, v in scores.items() if sum(v) == top]
+    logs = {k: (math.log10(k[0]), math.log10(k[1])) for k in tied}
+    centre = [sum(x[i] for x in logs.values()) / len(tied) for i in (0, 1)]
+    best = min(tied, key=lambda k: (round(sum((logs[k][i] - centre[i]) ** 2 for i in (0, 1)), 9),
+                                    -k[0], -k[1]))
     choice = json.loads((tmp / "results" / "dg" / "lambda.json").read_text())
     assert choice["selected"] and (choice["lambda1"], choice["lambda2"]) == best
+    assert choice["lambda_rule"] == "select on validation"
     for seed in (0, 1):
-        metrics = json.loads(
-            (tmp / f"results/dg/tmix0.1_uniform/seed{seed}/forget0/metrics.json").read_text())
+        run = tmp / f"results/dg/tmix0.1_uniform/seed{seed}"
+        metrics = json.loads((run / "forget0/metrics.json").read_text())
         assert (metrics["lambda1"], metrics["lambda2"]) == best
         assert metrics["sign"] in ("+", "-") and metrics["seconds"]["total"] > 0
+        assert metrics["lambda_rule"] == "select on validation"
+        auto = json.loads((run / "forget0_auto/metrics.json").read_text())
+        assert auto["lambda_rule"] == "auto" and auto["auto"]["tried"]
+        assert auto["lambda1"] == auto["auto"]["s"]
 
 
 @pytest.mark.slow
@@ -269,25 +284,27 @@ def test_tiny_run_is_incremental(tiny_run):
 
 
 EXTENSIONS = {
-    # a forget class: one forget job per benchmark and seed, then Table 8 again
+    # a forget class: one forget job per benchmark and seed (and its auto twin), then Table 8
     "forget class": (lambda c: c.update(other_forget_classes=[1, 2]),
-                     {"forget": 4, "summarise": 1, "table": 1, "all": 1}),
+                     {"forget": 4, "forget_auto": 4, "summarise": 2, "table": 1, "all": 1}),
     # a t_mix value for Table 5: a model and its forget step per benchmark and seed
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
-              {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),
+              {"train": 4, "forget": 4, "forget_auto": 4, "summarise": 2, "table": 1,
+               "all": 1}),
     # a seed: every model of the new seed and its grid; dg selects lambda over the three seeds'
-    # grids again, so its forget jobs of the other seeds rerun with the new choice; fm's is fixed
+    # grids again, so its forget jobs of the other seeds rerun with the new choice; fm's is fixed;
+    # the auto forget jobs need no lambda.json: only the new seed's run
     "seed": (lambda c: c.update(seeds=[0, 1, 2]),
              {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
-              "summarise": 7, "figure": 3, "table": 5, "all": 1}),
+              "forget_auto": 4, "summarise": 7 + 3, "figure": 3, "table": 5, "all": 1}),
     # a data set entry: its data, models, lambda and forget jobs; every table and Fig. 2 again
     "benchmark": (lambda c: c["benchmarks"].append(
         {**c["benchmarks"][1], "id": "syn", "label": "generated", "dataset": "synthetic",
          "data_options": {"num_classes": 10, "image_shape": [3, 8, 8], "train_per_class": 20,
                           "test_per_class": 10}}),
                   {"prepare_data": 1, "train": 6, "fisher": 2, "lambda_grid": 2,
-                   "choose_lambda": 1, "forget": 6, "summarise": 5, "figure": 1, "table": 5,
-                   "all": 1}),
+                   "choose_lambda": 1, "forget": 6, "forget_auto": 4, "summarise": 5 + 3,
+                   "figure": 1, "table": 5, "all": 1}),
     # a changed lambda: that benchmark's forget jobs and what they feed (its sweep figure marks
     # the lambdas), no training
     "lambda": (lambda c: c["benchmarks"][0].update({"lambda": [1e-4, 10.0]}),
@@ -296,7 +313,7 @@ EXTENSIONS = {
     # changed training settings: that benchmark's models and everything downstream of them
     "epochs": (lambda c: c["benchmarks"][1]["train"].update(epochs=3),
                {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6,
-                "summarise": 6, "figure": 2, "table": 5, "all": 1}),
+                "forget_auto": 4, "summarise": 6 + 3, "figure": 2, "table": 5, "all": 1}),
 }
 
 

@@ -96,7 +96,7 @@ def plateau_middle(points: Sequence[tuple[float, float]]) -> tuple[float, float]
 AUTO_RATIO = 1e3
 #: The path: lambda1 = s, lambda2 = AUTO_RATIO * s, s from AUTO_LOWEST to AUTO_HIGHEST in
 #: AUTO_STEPS_PER_DECADE geometric steps per decade (a finer path than the paper's grid).
-AUTO_LOWEST, AUTO_HIGHEST, AUTO_STEPS_PER_DECADE = 1e-7, 1.0, 8
+AUTO_LOWEST, AUTO_HIGHEST, AUTO_STEPS_PER_DECADE = 1e-7, 1.0, 32
 #: "Firmly rejected": the forget codes' margin has gone from +m (before) to below -FIRM * m.
 AUTO_FIRM = 1.0
 #: "Too far": the remaining codes' smallest margin has fallen below KEEP x its value before.

@@ -109,7 +109,9 @@ SUMMARIES = {
         _forget([config["forget_classes"]], "_auto"),
     ),
     "forget_other_classes_auto": _runs(
-        _main_tmix, [CODES], _forget([[c] for c in config["other_forget_classes"]], "_auto")
+        _main_tmix,
+        [CODES],
+        _forget([[c] for c in config["other_forget_classes"]], "_auto"),
     ),
     # Ablation: codes drawn uniform (the authors' code) or normal (the paper's text)
     "forget_code_distributions": _runs(
