@@ -190,9 +190,14 @@ def test_tiny_run_builds_every_target(tiny_run):
     for target in targets(yaml.safe_load(path.read_text())):
         assert (figures / target).stat().st_size > 0, target
     assert (figures / "fig2.png").read_bytes()[:4] == b"\x89PNG"
-    assert "paper 95.9 ± 0.1" in (figures / "table2.md").read_text()
+    table2 = (figures / "table2.md").read_text()
+    assert "paper 95.9 ± 0.1" in table2
+    assert "| Ours (paper rule) |" in table2 and "| Ours (auto) |" in table2
+    assert "(rule: fixed)" in table2 and "(rule: select on validation)" in table2
+    assert "E_F (auto)" in (figures / "table8.md").read_text()
     fixed = json.loads((tmp / "results" / "fm" / "lambda.json").read_text())
-    assert fixed == {"benchmark": "fm", "lambda1": 1e-3, "lambda2": 10.0, "selected": False}
+    assert fixed == {"benchmark": "fm", "lambda1": 1e-3, "lambda2": 10.0, "lambda_rule": "fixed",
+                     "selected": False}
 
 
 @pytest.mark.slow
