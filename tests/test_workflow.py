@@ -239,10 +239,14 @@ def test_table_cells_are_recomputed_from_the_runs(tiny_run):
     tmp, _, _ = tiny_run
     cells = {(r["row"], r["benchmark"]): r for r in read_rows(tmp / "figures" / "table2.csv")}
     for bench in ("fm", "dg"):
-        runs = [json.loads((tmp / f"results/{bench}/tmix0.1_uniform/seed{s}/forget0/metrics.json")
-                           .read_text()) for s in (0, 1)]
-        for row, key in (("Before forgetting", "before"), ("Ours", "after")):
-            values = [r[key]["A_R"] for r in runs]
+        run_files = {variant: [json.loads((tmp / f"results/{bench}/tmix0.1_uniform/seed{s}/"
+                                           f"forget0{variant}/metrics.json").read_text())
+                               for s in (0, 1)] for variant in ("", "_auto")}
+        runs = run_files[""]
+        for row, key, variant in (("Before forgetting", "before", ""),
+                                  ("Ours (paper rule)", "after", ""),
+                                  ("Ours (auto)", "after", "_auto")):
+            values = [r[key]["A_R"] for r in run_files[variant]]
             cell = cells[(row, bench)]
             assert float(cell["mean"]) == pytest.approx(statistics.fmean(values))
             assert float(cell["std"]) == pytest.approx(statistics.stdev(values))
