@@ -286,8 +286,12 @@ def test_tiny_run_is_incremental(tiny_run):
     # Restyling one table reruns that table alone, never training, forgetting or other artefacts.
     # (Snakemake compares checksums, so the drawing code must really change, not just its mtime.)
     code = work / "src/mnemu/artefacts/table5.py"
-    code.write_text(code.read_text() + "# restyled\n")
-    out = snakemake("--configfile", str(path), "--dry-run", cwd=work).stdout
+    original = code.read_text()
+    code.write_text(original + "# restyled\n")
+    try:
+        out = snakemake("--configfile", str(path), "--dry-run", cwd=work).stdout
+    finally:
+        code.write_text(original)  # the tests after this one share the run: leave it unchanged
     assert job_counts(out) == {"table": 1, "all": 1}
     assert output_paths(out) == {str(tmp / "figures/table5.csv"), str(tmp / "figures/table5.md")}
 
