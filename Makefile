@@ -1,12 +1,13 @@
-# Two commands: `make small` (set up, then run every figure and table on the small offline
-# configuration) and `make test` (the test suite). See README.md.
+# `make small` (set up, then run every figure and table on the small offline configuration, in
+# minutes), `make cpu` (the same on config/cpu.yaml: CNNs trained well enough to judge forgetting,
+# at most two hours on 2 cores) and `make test` (the test suite). See README.md.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup data small paper-dry-run test lint benchmark screenshot
+.PHONY: setup data small cpu paper-dry-run test lint benchmark screenshot
 
 setup: $(VENV)/.installed
 
@@ -29,6 +30,9 @@ small: setup data
 # The README's screenshot of the small configuration's report (needs chromium; after `make small`).
 screenshot: setup
 	$(BIN)/python -m mnemu.reporting screenshot paper_figures/small/report.html docs/report-small.png
+
+cpu: setup data
+	$(BIN)/snakemake --configfile config/cpu.yaml --cores $(CORES)
 
 paper-dry-run: setup
 	$(BIN)/snakemake --dry-run --quiet rules

@@ -8,4 +8,5 @@ with job(snakemake.log[0], snakemake.threads):
         snakemake.params.setting,
         list(snakemake.input.grids),
         snakemake.output[0],
+        select_on=snakemake.params.select_on,
     )

@@ -1,11 +1,11 @@
-"""Snakemake adapter: the timed forget step at the chosen lambdas (rule forget)."""
+"""Snakemake adapter: the timed forget step (rules forget and forget_auto)."""
 
 from mnemu.pipeline import forget_step, job
 
 with job(snakemake.log[0], snakemake.threads):
     forget_step(
         snakemake.input.model,
-        snakemake.input.lambdas,
+        snakemake.input.get("lambdas"),  # none: lambda: auto
         classes=snakemake.wildcards.classes,
         method=snakemake.params.method,
         run=snakemake.params.run,

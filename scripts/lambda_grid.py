@@ -10,6 +10,7 @@ with job(snakemake.log[0], snakemake.threads):
         snakemake.params.lambda2,
         run=snakemake.params.run,
         eta_eps=snakemake.params.eta_eps,
+        validation_per_class=snakemake.params.validation_per_class,
         data_dir=snakemake.params.data_dir,
         out=snakemake.output[0],
     )

@@ -72,7 +72,29 @@ def test_table2_cells_are_mean_and_sample_std_with_the_papers_number(tmp_path):
     assert cells[("Ours", "a")]["paper"] == "95.9 ± 0.1" and cells[("Ours", "b")]["paper"] == ""
     md = Path(out["md"]).read_text()
     assert "| Ours | **90.5 ± 0.7** (paper 95.9 ± 0.1) | **62.7 ± 3.1** |" in md  # alone: best
-    assert "Seeds per cell: 2, 3." in md and "lambda1 = 0.001, lambda2 = 10.0 for a." in md
+    assert "Seeds per cell: 2, 3." in md and "Ours: lambda1 = 0.001, lambda2 = 10 for a" in md
+
+
+def test_table2_shows_the_paper_rule_and_auto_with_the_rule_in_the_notes(tmp_path):
+    paper_runs = [{**r, "lambda_rule": "select on validation"} for r in forget_runs()]
+    # auto: each request its own lambda; A_R after = before - 1 (a: 79, 81; b: 69, 73, 70)
+    auto_runs = [{**r, "after.A_R": float(r["before.A_R"]) - 1, "lambda_rule": "auto",
+                  "lambda1": 10.0 ** -(3 + i), "lambda2": 10.0 ** -i}
+                 for i, r in enumerate(forget_runs())]
+    summaries = [write_rows(tmp_path / "main.csv", paper_runs),
+                 write_rows(tmp_path / "auto.csv", auto_runs)]
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"table2": {"Ours": {"MNIST": [95.9, 0.1]}}}))
+    artefact = by_id({"benchmarks": BENCHMARKS})["table2"]
+    out = outputs(tmp_path, artefact)
+    benchmarks = [BENCHMARKS[0], {**BENCHMARKS[1], "note": "a weak stand-in."}]
+    draw(artefact, {"summaries": summaries, "paper": str(paper)}, out, benchmarks)
+    md = Path(out["md"]).read_text()
+    assert "| Ours | **90.5 ± 0.7** (paper 95.9 ± 0.1) | 62.7 ± 3.1 |" in md
+    assert "| Ours (auto) | 80.0 ± 1.4 | **70.7 ± 2.1** |" in md
+    assert "Ours: lambda1 = 0.001, lambda2 = 10 for a (rule: select on validation)." in md
+    assert "Ours (auto): lambda per forget request, lambda1 1e-06 to 0.001 (2 distinct) for a" in md
+    assert "B: a weak stand-in." in md
 
 
 def test_table8_groups_by_forget_class(tmp_path):

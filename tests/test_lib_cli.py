@@ -188,3 +188,26 @@ def test_train_forget_evaluate_grid(tmp_path, capsys, lib_tiny_checkpoint):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["model.pt", "forgot0.pt", "record.json", "forgot01.pt", "metrics.json", "grid.csv",
          "paper-grid.csv"])
+
+
+def test_forget_with_lambda_auto(tmp_path, capsys, lib_tiny_checkpoint):
+    """--lambda auto: lambda chosen from the codes; the record says which and why; the model is
+    the library's auto forget of the same checkpoint; mixing it with --lambda1 is refused."""
+    out_path, record_path = tmp_path / "auto.pt", tmp_path / "auto.json"
+    code, out, err = run(capsys, "forget", lib_tiny_checkpoint, "--classes", "1", "--lambda",
+                         "auto", "--out", out_path, "--record", record_path, "--device", "cpu")
+    assert code == 0, err
+    record = json.loads(record_path.read_text())
+    assert record["lambda_rule"] == "auto" and record["auto"]["tried"]
+    assert f"lambda auto: lambda1 {record['lambda1']:.3g}" in out
+    trained = load_checkpoint(lib_tiny_checkpoint)
+    expected, library = mnemu.forget(trained.model, trained.codes, [1], lambdas="auto")
+    assert (library["lambda1"], library["lambda2"]) == (record["lambda1"], record["lambda2"])
+    for k, v in expected.state_dict().items():
+        assert torch.equal(load_checkpoint(out_path).model.state_dict()[k], v), k
+    code, _, err = run(capsys, "forget", lib_tiny_checkpoint, "--classes", "1", "--lambda",
+                       "auto", "--lambda1", "1e-3", "--out", tmp_path / "x.pt")
+    assert code != 0 and "--lambda takes only 'auto'" in err
+    code, _, err = run(capsys, "forget", lib_tiny_checkpoint, "--classes", "1",
+                       "--out", tmp_path / "y.pt")
+    assert code != 0 and "no lambdas given" in err

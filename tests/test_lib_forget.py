@@ -251,7 +251,7 @@ def test_tie_on_the_codes_is_broken_by_their_losses():
 
 
 def _scripted_scores(monkeypatch, model, plus: dict, minus: dict):
-    """Make Forgetter._score return ``plus`` for the w + alpha*eta candidate and ``minus`` for the
+    """Make Forgetter.score return ``plus`` for the w + alpha*eta candidate and ``minus`` for the
     other, recognised by the direction its parameters moved (eta > 0 everywhere)."""
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     seen = []
@@ -263,7 +263,7 @@ def _scripted_scores(monkeypatch, model, plus: dict, minus: dict):
         seen.append("+" if moved > 0 else "-")
         return dict(plus if moved > 0 else minus)
 
-    monkeypatch.setattr(Forgetter, "_score", score)
+    monkeypatch.setattr(Forgetter, "score", score)
     return seen
 
 

@@ -1,5 +1,5 @@
 """Choosing (lambda1, lambda2) from grids: the highest mean A_R + E_F over runs, ties to the
-smallest lambdas; hand-made grids whose answers are worked out in the comments."""
+middle of the plateau; hand-made grids whose answers are worked out in the comments."""
 
 from __future__ import annotations
 
@@ -32,18 +32,32 @@ def test_the_mean_over_runs_decides_not_one_run():
     assert select_lambdas([run0, run1[::-1]])["lambda1"] == 1e-2
 
 
-def test_ties_go_to_the_smallest_lambda1_then_the_smallest_lambda2():
-    # four points tie at mean 190 (the last in row order first), one is lower
-    run0 = [row(1e-2, 1.0, 95.0, 95.0), row(1e-3, 100.0, 90.0, 100.0), row(1e-3, 10.0, 100.0, 90.0),
-            row(1e-4, 1e3, 80.0, 100.0), row(1e-3, 1e3, 95.0, 95.0)]
-    run1 = [row(1e-2, 1.0, 95.0, 95.0), row(1e-3, 100.0, 100.0, 80.0), row(1e-3, 10.0, 90.0, 90.0),
-            row(1e-4, 1e3, 80.0, 100.0), row(1e-3, 1e3, 95.0, 95.0)]
+def test_ties_go_to_the_middle_of_the_plateau_not_its_edge():
+    # five points tie at mean 190 (in any row order), one is lower; in log10 space the tied points
+    # are (-4, 3), (-3, 3), (-2, 3), (-1, 3), (-3, 1): centroid (-2.6, 2.6), nearest (-3, 3)
+    # (distance^2 0.32; (-2, 3) is 0.52 away). The old rule took the edge, (1e-4, 1e3).
+    run0 = [row(1e-2, 1e3, 95.0, 95.0), row(1e-3, 10.0, 100.0, 90.0), row(1e-4, 1e3, 90.0, 100.0),
+            row(1e-1, 1e3, 95.0, 95.0), row(1e-3, 1e3, 95.0, 95.0), row(1e-5, 1e3, 80.0, 100.0)]
+    run1 = [row(1e-2, 1e3, 95.0, 95.0), row(1e-3, 10.0, 90.0, 100.0), row(1e-4, 1e3, 95.0, 95.0),
+            row(1e-1, 1e3, 90.0, 100.0), row(1e-3, 1e3, 100.0, 90.0), row(1e-5, 1e3, 80.0, 100.0)]
     chosen = select_lambdas([run0, run1])
-    # means: 190, 185, 185, 180, 190 -> tie between (1e-2, 1) and (1e-3, 1e3): smaller lambda1
     assert (chosen["lambda1"], chosen["lambda2"], chosen["mean_score"]) == (1e-3, 1e3, 190.0)
-    # same lambda1: the smaller lambda2 wins, whatever the row order
-    tied = [row(1e-3, 100.0, 95.0, 95.0), row(1e-3, 10.0, 100.0, 90.0), row(1e-3, 1e3, 90.0, 100.0)]
-    assert (select_lambdas([tied])["lambda1"], select_lambdas([tied])["lambda2"]) == (1e-3, 10.0)
+    assert select_lambdas([run0[::-1], run1])["lambda1"] == 1e-3
+
+
+def test_a_plateau_of_three_takes_its_middle_and_of_two_its_stronger_point():
+    three = [row(1e-3, 10.0, 100.0, 100.0), row(1e-2, 10.0, 100.0, 100.0),
+             row(1e-1, 10.0, 100.0, 100.0), row(1.0, 10.0, 50.0, 100.0)]
+    assert select_lambdas([three])["lambda1"] == 1e-2
+    two = [row(1e-3, 10.0, 100.0, 100.0), row(1e-2, 10.0, 100.0, 100.0),
+           row(1e-4, 10.0, 100.0, 10.0)]
+    assert select_lambdas([two])["lambda1"] == 1e-2
+    # same lambda1, lambda2 1e3 and 1e5 tie: the stronger lambda2
+    pair = [row(1e-3, 1e3, 99.0, 100.0), row(1e-3, 1e5, 100.0, 99.0)]
+    assert select_lambdas([pair])["lambda2"] == 1e5
+    # one best point is chosen whatever its neighbours
+    assert select_lambdas([[row(1e-3, 10.0, 100.0, 100.0), row(1e-2, 10.0, 99.0, 100.0)]]
+                          )["lambda1"] == 1e-3
 
 
 def test_rows_read_from_csv_as_strings_are_accepted():

@@ -71,12 +71,20 @@ def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained, c
     grid_rows = rows(grids[0])
     assert len(grid_rows) == 4
     assert {(r["benchmark"], r["seed"], r["forget"]) for r in grid_rows} == {("syn", "3", "0")}
-    choose_lambda_step("syn", "select", grids, str(trained / "lambda.json"))
+    # select_on: test scores the test columns (the paper's practice) ...
+    choose_lambda_step("syn", "select", grids, str(trained / "lambda.json"), select_on="test")
     choice = json.loads((trained / "lambda.json").read_text())
     scores = {(float(r["lambda1"]), float(r["lambda2"])): float(r["A_R"]) + float(r["E_F"])
               for r in grid_rows}
     assert choice["benchmark"] == "syn" and choice["selected"]
     assert scores[(choice["lambda1"], choice["lambda2"])] == max(scores.values())
+    # ... the default, the validation columns (training samples)
+    choose_lambda_step("syn", "select", grids, str(trained / "lambda.json"))
+    choice = json.loads((trained / "lambda.json").read_text())
+    val_scores = {(float(r["lambda1"]), float(r["lambda2"])): float(r["val_A_R"])
+                  + float(r["val_E_F"]) for r in grid_rows}
+    assert choice["lambda_rule"] == "select on validation"
+    assert val_scores[(choice["lambda1"], choice["lambda2"])] == max(val_scores.values())
 
     forget_step(str(trained / "model.pt"), str(trained / "lambda.json"), "0", "hooks", RUN,
                 str(trained / "data"), str(trained / "metrics.json"), str(trained / "forgot.pt"))
@@ -88,6 +96,13 @@ def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained, c
     assert metrics["timer"]["memory_kind"] == "cpu_rss_sampled"
     assert metrics["timer"]["seconds"] >= metrics["seconds"]["total"] > 0
     assert load_checkpoint(trained / "forgot.pt").forgotten["forget_classes"] == [0]
+    assert metrics["lambda_rule"] == "select on validation"
+    # no lambda file: lambda: auto, with the path that chose it in the record
+    forget_step(str(trained / "model.pt"), None, "0", "hooks", RUN, str(trained / "data"),
+                str(trained / "auto.json"), str(trained / "auto.pt"))
+    auto = json.loads((trained / "auto.json").read_text())
+    assert auto["lambda_rule"] == "auto" and auto["lambda1"] == auto["auto"]["s"]
+    assert auto["auto"]["num_tried"] == len(auto["auto"]["tried"]) > 0
 
     summary = trained / "summary.csv"
     summarise_step([str(trained / "metrics.json"), str(trained / "train.json"), *grids],
@@ -105,7 +120,11 @@ def test_grid_choice_and_forget_steps_carry_identity_into_one_summary(trained, c
 def test_fixed_lambdas_are_written_as_given(tmp_path):
     choose_lambda_step("b", [1e-4, 10.0], [], str(tmp_path / "lambda.json"))
     assert json.loads((tmp_path / "lambda.json").read_text()) == \
-        {"benchmark": "b", "lambda1": 1e-4, "lambda2": 10.0, "selected": False}
+        {"benchmark": "b", "lambda1": 1e-4, "lambda2": 10.0, "lambda_rule": "fixed",
+         "selected": False}
+    choose_lambda_step("b", "auto", [], str(tmp_path / "auto.json"))
+    assert json.loads((tmp_path / "auto.json").read_text()) == \
+        {"benchmark": "b", "lambda_rule": "auto", "selected": False}
 
 
 def test_grids_over_different_points_are_refused(tmp_path):

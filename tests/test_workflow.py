@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shutil
@@ -123,6 +124,8 @@ def test_paper_dry_run_lists_every_target():
     assert counts["baseline"] == 4 * 3 * 5 and counts["retrain"] == 4 * 3 + 1  # + Fig. 12b
     # App. C: membership inference, blended codes on the CIFAR-10 column, output rates on two
     assert (counts["membership"], counts["backdoor"], counts["output_rate"]) == (3, 3, 6)
+    # the same with lambda: auto (Tables 2, 3, 5, 8 show both), not for the codes ablation
+    assert counts["forget_auto"] == 4 * 3 * (4 + 9)
     assert counts["figure"] + counts["table"] + counts["figure_csv"] == len(catalogue(config))
     # Table 4: data, then per architecture weights, fine-tune, Fisher, forget, 3 evaluations
     assert counts["imagenet_data"] == 1 and counts["imagenet_finetune"] == 3
@@ -235,9 +238,14 @@ def test_tiny_run_builds_every_target(tiny_run):
     for target in targets(yaml.safe_load(path.read_text())):
         assert (figures / target).stat().st_size > 0, target
     assert (figures / "fig2.png").read_bytes()[:4] == b"\x89PNG"
-    assert "paper 95.9 ± 0.1" in (figures / "table2.md").read_text()
+    table2 = (figures / "table2.md").read_text()
+    assert "paper 95.9 ± 0.1" in table2
+    assert "| Ours (paper rule) |" in table2 and "| Ours (auto) |" in table2
+    assert "(rule: fixed)" in table2 and "(rule: select on validation)" in table2
+    assert "E_F (auto)" in (figures / "table8.md").read_text()
     fixed = json.loads((tmp / "results" / "fm" / "lambda.json").read_text())
-    assert fixed == {"benchmark": "fm", "lambda1": 1e-3, "lambda2": 10.0, "selected": False}
+    assert fixed == {"benchmark": "fm", "lambda1": 1e-3, "lambda2": 10.0, "lambda_rule": "fixed",
+                     "selected": False}
 
 
 @pytest.mark.slow
@@ -262,24 +270,36 @@ def test_tiny_run_tables_have_the_baselines_and_retraining(tiny_run):
 
 @pytest.mark.slow
 def test_selected_lambda_is_the_best_mean_over_the_seeds_grids(tiny_run):
-    """Recomputed here from the grid files: the highest mean A_R + E_F over both seeds, ties to
-    the smallest lambda1 then lambda2 (the gentlest perturbation)."""
+    """Recomputed here from the grid files' validation columns (select_on: validation): the
+    highest mean A_R + E_F over both seeds, ties to the tied point nearest their log-centroid.
+    The auto forget jobs record their own lambdas and the path that chose them."""
     tmp, _, _ = tiny_run
     scores: dict[tuple[float, float], list[float]] = {}
     for seed in (0, 1):
         for row in read_rows(tmp / f"results/dg/tmix0.1_uniform/seed{seed}/grid_forget0.csv"):
             assert row["benchmark"] == "dg" and row["seed"] == str(seed) and row["forget"] == "0"
+            assert row["A_R"] and row["E_F"]  # the test split's, for the sweep figures
             key = (float(row["lambda1"]), float(row["lambda2"]))
-            scores.setdefault(key, []).append(float(row["A_R"]) + float(row["E_F"]))
+            scores.setdefault(key, []).append(float(row["val_A_R"]) + float(row["val_E_F"]))
     assert len(scores) == 9 and all(len(v) == 2 for v in scores.values())
-    best = max(sorted(scores), key=lambda k: sum(scores[k]) / 2)  # sorted: first = smallest
+    top = max(sum(v) for v in scores.values())
+    tied = [k for k, v in scores.items() if sum(v) == top]
+    logs = {k: (math.log10(k[0]), math.log10(k[1])) for k in tied}
+    centre = [sum(x[i] for x in logs.values()) / len(tied) for i in (0, 1)]
+    best = min(tied, key=lambda k: (round(sum((logs[k][i] - centre[i]) ** 2 for i in (0, 1)), 9),
+                                    -k[0], -k[1]))
     choice = json.loads((tmp / "results" / "dg" / "lambda.json").read_text())
     assert choice["selected"] and (choice["lambda1"], choice["lambda2"]) == best
+    assert choice["lambda_rule"] == "select on validation"
     for seed in (0, 1):
-        metrics = json.loads(
-            (tmp / f"results/dg/tmix0.1_uniform/seed{seed}/forget0/metrics.json").read_text())
+        run = tmp / f"results/dg/tmix0.1_uniform/seed{seed}"
+        metrics = json.loads((run / "forget0/metrics.json").read_text())
         assert (metrics["lambda1"], metrics["lambda2"]) == best
         assert metrics["sign"] in ("+", "-") and metrics["seconds"]["total"] > 0
+        assert metrics["lambda_rule"] == "select on validation"
+        auto = json.loads((run / "forget0_auto/metrics.json").read_text())
+        assert auto["lambda_rule"] == "auto" and auto["auto"]["tried"]
+        assert auto["lambda1"] == auto["auto"]["s"]
 
 
 @pytest.mark.slow
@@ -287,10 +307,14 @@ def test_table_cells_are_recomputed_from_the_runs(tiny_run):
     tmp, _, _ = tiny_run
     cells = {(r["row"], r["benchmark"]): r for r in read_rows(tmp / "figures" / "table2.csv")}
     for bench in ("fm", "dg"):
-        runs = [json.loads((tmp / f"results/{bench}/tmix0.1_uniform/seed{s}/forget0/metrics.json")
-                           .read_text()) for s in (0, 1)]
-        for row, key in (("Before forgetting", "before"), ("Ours", "after")):
-            values = [r[key]["A_R"] for r in runs]
+        run_files = {variant: [json.loads((tmp / f"results/{bench}/tmix0.1_uniform/seed{s}/"
+                                           f"forget0{variant}/metrics.json").read_text())
+                               for s in (0, 1)] for variant in ("", "_auto")}
+        runs = run_files[""]
+        for row, key, variant in (("Before forgetting", "before", ""),
+                                  ("Ours (paper rule)", "after", ""),
+                                  ("Ours (auto)", "after", "_auto")):
+            values = [r[key]["A_R"] for r in run_files[variant]]
             cell = cells[(row, bench)]
             assert float(cell["mean"]) == pytest.approx(statistics.fmean(values))
             assert float(cell["std"]) == pytest.approx(statistics.stdev(values))
@@ -435,8 +459,8 @@ def test_changing_the_config_runs_exactly_the_affected_jobs(tiny_run, name):
 
 @pytest.mark.slow
 def test_a_real_incremental_run_leaves_untouched_outputs_alone(tiny_run):
-    """After adding a forget class, only the new forget jobs and Table 8 are written: every other
-    output keeps its bytes and its modification time."""
+    """After adding a forget class, only the new forget jobs (both rules) and Table 8 are written:
+    every other output keeps its bytes and its modification time."""
     tmp, path, work = tiny_run
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp / "results").rglob("*")
               if p.is_file() and "logs" not in p.parts and "benchmarks" not in p.parts
@@ -447,5 +471,7 @@ def test_a_real_incremental_run_leaves_untouched_outputs_alone(tiny_run):
     snakemake("--configfile", str(changed), "--cores", "2", cwd=work)
     rewritten = {p for p, (mtime, data) in before.items()
                  if p.stat().st_mtime_ns != mtime or p.read_bytes() != data}
-    assert rewritten == {tmp / "results/summaries/forget_other_classes.csv"}
+    assert rewritten == {tmp / "results/summaries/forget_other_classes.csv",
+                         tmp / "results/summaries/forget_other_classes_auto.csv"}
     assert (tmp / "results/fm/tmix0.1_uniform/seed1/forget3/metrics.json").is_file()
+    assert (tmp / "results/fm/tmix0.1_uniform/seed1/forget3_auto/metrics.json").is_file()

@@ -19,7 +19,7 @@ from .data import (DataSplits, dataset_names, dataset_num_classes, load_dataset,
 from .errors import MnemuError
 from .fisher import class_fisher, sum_squared_grads
 from .forget import ETA_EPS_RULES, Forgetter, fisher_ratio, forget, forget_grid
-from .lambdas import select_lambdas
+from .lambdas import auto_lambdas, select_lambdas
 from .metrics import evaluate, forgetting_metrics, predict
 from .models import create_model, load_plugins, model_names, register_model
 from .train import TrainSettings, train_checkpoint, train_with_codes
@@ -34,6 +34,7 @@ __all__ = [  # one name a line: merges stay trivial
     "MnemuError",
     "TrainSettings",
     "Unsupported",
+    "auto_lambdas",
     "baseline_names",
     "class_fisher",
     "create_model",

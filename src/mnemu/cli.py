@@ -26,6 +26,7 @@ EXAMPLES = """\
 examples:
   mnemu train --dataset fashion_mnist --model mlp --t-mix 0.1 --epochs 5 --out fmnist.pt
   mnemu forget fmnist.pt --classes 0 --lambda1 1e-3 --lambda2 10 --out fmnist-forgot0.pt
+  mnemu forget fmnist.pt --classes 1 --lambda auto --out fmnist-forgot1.pt  # lambda from the codes
   mnemu evaluate fmnist-forgot0.pt --forget-classes 0
   mnemu grid fmnist.pt --forget-classes 0 --out grid.csv     # the paper's lambda search
 """
@@ -99,11 +100,21 @@ def cmd_forget(args) -> None:
     from .forget import check_classes, check_lambdas, forget
 
     out = _check_out(args.out)
-    check_lambdas(args.lambda1, args.lambda2)
+    if args.lambda_rule is not None:
+        if args.lambda_rule != "auto" or args.lambda1 is not None or args.lambda2 is not None:
+            raise MnemuError(f"--lambda takes only 'auto' and goes without --lambda1/--lambda2 "
+                             f"(got --lambda {args.lambda_rule}); use --lambda auto, or give "
+                             f"--lambda1 and --lambda2")
+        lambdas = {"lambdas": "auto"}
+    elif args.lambda1 is None or args.lambda2 is None:
+        raise MnemuError("no lambdas given; pass --lambda1 and --lambda2, or --lambda auto")
+    else:
+        check_lambdas(args.lambda1, args.lambda2)
+        lambdas = {"lambda1": args.lambda1, "lambda2": args.lambda2}
     checkpoint = _load(args.checkpoint, args.device)
     check_classes(args.classes, checkpoint.num_classes)
     model, record = forget(checkpoint.model, checkpoint.codes.to(_device_of(checkpoint.model)),
-                           args.classes, args.lambda1, args.lambda2, method=args.fisher_method)
+                           args.classes, **lambdas, method=args.fisher_method)
     history = list((checkpoint.forgotten or {}).get("history", [])) + [record]
     Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data, checkpoint.training,
                {**record, "history": history}).save(out)
@@ -113,6 +124,9 @@ def cmd_forget(args) -> None:
           f"{record['sign']}{' (codes tied; chosen by their losses)' if record['tie'] else ''}; "
           f"on the codes: A_R {record['code_scores'][record['sign']]['A_R']:.1f}, "
           f"E_F {record['code_scores'][record['sign']]['E_F']:.1f}")
+    if "auto" in record:
+        print(f"lambda auto: lambda1 {record['lambda1']:.3g}, lambda2 {record['lambda2']:.3g} after "
+              f"{record['auto']['num_tried']} tries: {record['auto']['reason']}")
     if args.record:
         write_json(args.record, record)
     print(f"wrote {out}")
@@ -242,8 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "marks; the sign is chosen on the codes alone. No training data is used.")
     p.add_argument("checkpoint")
     p.add_argument("--classes", type=int, nargs="+", required=True, help="class indices to forget")
-    p.add_argument("--lambda1", type=float, required=True, help="paper: 1e-3 MNIST, 1e-5 CIFAR-10")
-    p.add_argument("--lambda2", type=float, required=True, help="paper: 10 MNIST, 1e4 CIFAR-10")
+    p.add_argument("--lambda1", type=float, help="paper: 1e-3 MNIST, 1e-5 CIFAR-10")
+    p.add_argument("--lambda2", type=float, help="paper: 10 MNIST, 1e4 CIFAR-10")
+    p.add_argument("--lambda", dest="lambda_rule", metavar="auto",
+                   help="'auto': lambda chosen for this request from the codes alone, instead of "
+                   "--lambda1/--lambda2")
     p.add_argument("--out", required=True, help="checkpoint of the forgotten model")
     p.add_argument("--record", help="also write the forget record (JSON) here")
     p.add_argument("--fisher-method", choices=METHODS, default=METHODS[0])

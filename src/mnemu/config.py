@@ -15,7 +15,7 @@ import yaml
 
 from .errors import MnemuError
 
-LAMBDA_RULES = ("select",)
+LAMBDA_RULES = ("select", "auto")
 
 
 def check_config(config: Mapping, schema: str | Path) -> None:

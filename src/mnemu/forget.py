@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import MnemuError
 from .fisher import Samples, _chunks, _first_input, class_fisher, default_chunk_size
+from .lambdas import auto_lambdas
 from .metrics import forgetting_metrics
 
 #: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
@@ -183,7 +184,7 @@ class Forgetter:
                     torch.add(original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
             _sync(self.device)
             perturb_seconds += time.perf_counter() - t0
-            scores[sign] = self._score(target)
+            scores[sign] = self.score(target)
         plus, minus = scores[+1], scores[-1]
         tie = plus["score"] == minus["score"]
         if tie:
@@ -219,10 +220,13 @@ class Forgetter:
         return target, record
 
     @torch.inference_mode()
-    def _score(self, model: nn.Module) -> dict:
-        """A_R + E_F on the codes (percent, as :func:`forgetting_metrics` defines them) and the
-        forget-minus-remain mean loss gap. Eval mode: the codes must not move BatchNorm's
-        running statistics."""
+    def score(self, model: nn.Module) -> dict:
+        """How ``model`` treats the codes: A_R + E_F on them (percent, as
+        :func:`forgetting_metrics` defines them), the forget-minus-remain mean loss gap, and the
+        logit margins (a code's own-class logit minus its best other logit): ``forget_margin``
+        is the largest over the forget codes (< 0: every forget code is rejected),
+        ``remain_margin`` the smallest over the remaining codes (< 0: one is misclassified).
+        Eval mode: the codes must not move BatchNorm's running statistics."""
         was_training = model.training
         model.eval()
         logits = torch.cat([model(x.to(self.device)) for _, x, _ in
@@ -234,8 +238,13 @@ class Forgetter:
         losses = F.cross_entropy(logits, labels, reduction="none")
         is_forget = torch.isin(labels, torch.tensor(self.forget, device=labels.device))
         loss_gap = (losses[is_forget].mean() - losses[~is_forget].mean()).item()
+        own = logits.gather(1, labels[:, None])[:, 0]
+        others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
+        margins = own - others
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],
-                "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap}
+                "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap,
+                "forget_margin": margins[is_forget].max().item(),
+                "remain_margin": margins[~is_forget].min().item()}
 
 
 def _shell_copy(model: nn.Module) -> nn.Module:
@@ -249,20 +258,35 @@ def forget(
     model: nn.Module,
     codes: torch.Tensor,
     forget_classes: Sequence[int],
-    lambda1: float,
-    lambda2: float,
+    lambda1: float | None = None,
+    lambda2: float | None = None,
     *,
+    lambdas: str | None = None,
     method: str = "hooks",
     chunk_size: int | None = None,
 ) -> tuple[nn.Module, dict]:
     """Make ``model`` forget ``forget_classes`` using its mnemonic ``codes`` (one per class).
 
+    Give either ``lambda1`` and ``lambda2`` (Eq. 7), or ``lambdas="auto"``: lambda chosen for
+    this request from the codes alone (:func:`mnemu.auto_lambdas`; no data is read).
     Returns a new model (the input is left as it was) and a record: lambdas, chosen sign, whether
-    the codes tied, per-tensor alpha, and seconds spent on Fisher / perturbation / sign choice.
+    the codes tied, per-tensor alpha, seconds spent on Fisher / perturbation / sign choice (and,
+    with ``"auto"``, ``lambda_rule`` and ``auto``: the points tried and why it stopped).
     """
-    check_lambdas(lambda1, lambda2)
+    if lambdas is not None:
+        if lambdas != "auto" or lambda1 is not None or lambda2 is not None:
+            raise MnemuError(f"give lambda1 and lambda2, or lambdas='auto' alone (got lambdas="
+                             f"{lambdas!r}, lambda1={lambda1}, lambda2={lambda2})")
+    elif lambda1 is None or lambda2 is None:
+        raise MnemuError("no lambdas given; pass lambda1 and lambda2, or lambdas='auto'")
+    else:
+        check_lambdas(lambda1, lambda2)
     forgetter = Forgetter(model, codes, forget_classes, method=method, chunk_size=chunk_size)
-    return forgetter.apply(lambda1, lambda2)
+    if lambdas == "auto":
+        return auto_lambdas(forgetter)
+    model, record = forgetter.apply(lambda1, lambda2)
+    record["lambda_rule"] = "fixed"
+    return model, record
 
 
 def forget_grid(

@@ -26,7 +26,7 @@ from .errors import DamagedFile, MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
 from .forget import Forgetter, check_classes, forget_grid
-from .lambdas import select_lambdas
+from .lambdas import auto_lambdas, select_lambdas
 from .metrics import evaluate, forgetting_metrics
 from .progress import eta
 from .train import TrainSettings, default_device, train_checkpoint
@@ -213,11 +213,28 @@ def _test_metrics(model, data: DataSplits, forget: Sequence[int]) -> dict:
     return {k: metrics[k] for k in ("A_R", "E_F", "accuracy", "per_class_accuracy")}
 
 
+#: Where ``lambda: select`` scores the grid: "validation" (samples carved from the training
+#: split, the default: the test split never steers the method) or "test" (the paper's practice).
+SELECT_ON = ("validation", "test")
+
+
+def validation_split(checkpoint: Checkpoint, data_dir: str, per_class: int):
+    """The first ``per_class`` training samples of each class, without augmentation: part of
+    what the model was trained on (its own training split, never the test split)."""
+    if per_class < 1:
+        raise MnemuError(f"validation_per_class must be at least 1, got {per_class}")
+    trained = (checkpoint.data.get("options") or {}).get("max_train_per_class")
+    per_class = min(per_class, trained) if trained else per_class
+    return checkpoint.dataset(data_dir, augment=False, max_train_per_class=per_class).train
+
+
 def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float],
                      lambda2s: Sequence[float], run: dict, data_dir: str, out: str,
-                     eta_eps: str = "per_class") -> None:
+                     eta_eps: str = "per_class", validation_per_class: int = 100) -> None:
     """Alg. 2 at every (lambda1, lambda2) of the grid: the code Fisher is read once, each point is
-    a perturbation, a sign choice on the codes and an evaluation on the test split."""
+    a perturbation, a sign choice on the codes and an evaluation on the test split (``A_R``,
+    ``E_F``: the sweep figures) and on a validation split carved from the training data
+    (``val_A_R``, ``val_E_F``: what ``lambda: select`` reads unless ``select_on: test``)."""
     device = _device()
     checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
     f_forget, f_remain, payload = read_output(fisher_path, "fisher",
@@ -225,70 +242,89 @@ def lambda_grid_step(model_path: str, fisher_path: str, lambda1s: Sequence[float
     forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), payload["forget_classes"],
                           fisher=(f_forget, f_remain), eta_eps=eta_eps)
     data = checkpoint.dataset(data_dir)
+    validation = validation_split(checkpoint, data_dir, validation_per_class)
     points = [(l1, l2) for l1 in lambda1s for l2 in lambda2s]
     began, done = time.perf_counter(), 0
 
-    def evaluate_point(model) -> dict:
+    def scores(model) -> dict:
         nonlocal done
-        metrics = _test_metrics(model, data, forgetter.forget)
+        test = evaluate(model, data.test, forgetter.forget, data.num_classes)
+        val = evaluate(model, validation, forgetter.forget, data.num_classes)
         done += 1
-        log.info("grid point %d/%d: A_R %.2f E_F %.2f, ETA %s", done, len(points),
-                 metrics["A_R"], metrics["E_F"], eta(time.perf_counter() - began, done,
-                                                     len(points)))
-        return {k: metrics[k] for k in ("A_R", "E_F")}
+        log.info("grid point %d/%d: A_R %.2f E_F %.2f, ETA %s", done, len(points), test["A_R"],
+                 test["E_F"], eta(time.perf_counter() - began, done, len(points)))
+        return {"A_R": test["A_R"], "E_F": test["E_F"], "val_A_R": val["A_R"],
+                "val_E_F": val["E_F"]}
 
-    rows = forget_grid(forgetter, points, evaluate_point)
+    rows = forget_grid(forgetter, points, scores)
     log.info("%d grid points in %.1fs", len(rows), time.perf_counter() - began)
     tag = classes_tag(forgetter.forget)
     write_csv(out, [{**run, "forget": tag, **row} for row in rows])
 
 
-def choose_lambda_step(benchmark: str, setting, grid_paths: Sequence[str], out: str) -> None:
-    """The lambdas every forget job of a benchmark uses: fixed by the config, or the grid point
-    with the highest mean A_R + E_F over the seeds' grids (App. A)."""
+def choose_lambda_step(benchmark: str, setting, grid_paths: Sequence[str], out: str,
+                       select_on: str = "validation") -> None:
+    """The lambdas every forget job of a benchmark uses: fixed by the config, "auto" (chosen per
+    forget request from the codes), or the grid point with the highest mean A_R + E_F over the
+    seeds' grids (App. A), scored on the validation split or, with ``select_on="test"``, on the
+    test split as the paper did."""
+    if setting == "auto":
+        write_json(out, {"benchmark": benchmark, "lambda_rule": "auto", "selected": False})
+        return
     if setting != "select":
         lambda1, lambda2 = setting
         write_json(out, {"benchmark": benchmark, "lambda1": lambda1, "lambda2": lambda2,
-                         "selected": False})
+                         "lambda_rule": "fixed", "selected": False})
         return
-    choice = select_lambdas([read_csv(path) for path in grid_paths])
-    log.info("selected lambda1 %g, lambda2 %g (mean A_R + E_F %.2f over %d seeds)",
-             choice["lambda1"], choice["lambda2"], choice["mean_score"], len(grid_paths))
+    if select_on not in SELECT_ON:
+        raise MnemuError(f"select_on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
+    metrics = ("val_A_R", "val_E_F") if select_on == "validation" else ("A_R", "E_F")
+    choice = select_lambdas([read_csv(path) for path in grid_paths], metrics=metrics)
+    log.info("selected lambda1 %g, lambda2 %g (mean A_R + E_F %.2f on %s over %d seeds)",
+             choice["lambda1"], choice["lambda2"], choice["mean_score"], select_on,
+             len(grid_paths))
     write_json(out, {"benchmark": benchmark, "lambda1": choice["lambda1"],
-                     "lambda2": choice["lambda2"], "selected": True,
+                     "lambda2": choice["lambda2"], "lambda_rule": f"select on {select_on}",
+                     "selected": True, "select_on": select_on,
                      "mean_score": choice["mean_score"], "grids": list(grid_paths)})
 
 
-def forget_step(model_path: str, lambda_path: str, classes: str, method: str, run: dict,
+def forget_step(model_path: str, lambda_path: str | None, classes: str, method: str, run: dict,
                 data_dir: str, out_metrics: str, out_model: str, eta_eps: str = "per_class") -> None:
-    """Alg. 2 at the chosen lambdas, timed, with test A_R / E_F before and after."""
+    """Alg. 2 at the benchmark's lambdas (``lambda_path``: a choose_lambda output) or, with
+    ``lambda_path`` None or saying "auto", at lambdas chosen for this request from the codes
+    alone; timed, with test A_R / E_F before and after."""
     device = _device()
     checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
     forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
-    lambdas = json.loads(Path(lambda_path).read_text())
+    lambdas = json.loads(Path(lambda_path).read_text()) if lambda_path else {"lambda_rule": "auto"}
     data = checkpoint.dataset(data_dir)
     before = _test_metrics(checkpoint.model, data, forget)
 
     def alg2():  # from scratch (code Fisher included), as a user would run it
         forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget,
                               method=method, eta_eps=eta_eps)
+        if lambdas.get("lambda_rule") == "auto":
+            return auto_lambdas(forgetter)
         return forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
 
     # the baselines' timer (Fig. 3 compares like with like)
     (model, record), timer = timed(alg2, device)
+    rule = lambdas.get("lambda_rule", "select" if lambdas.get("selected") else "fixed")
     after = _test_metrics(model, data, forget)
-    log.info("forgot %s with lambda1 %g, lambda2 %g in %.3fs: A_R %.2f -> %.2f, E_F %.2f -> %.2f",
-             forget, lambdas["lambda1"], lambdas["lambda2"], record["seconds"]["total"],
-             before["A_R"], after["A_R"], before["E_F"], after["E_F"])
+    log.info("forgot %s with lambda1 %g, lambda2 %g (%s) in %.3fs: A_R %.2f -> %.2f, "
+             "E_F %.2f -> %.2f", forget, record["lambda1"], record["lambda2"], rule,
+             record["seconds"]["total"], before["A_R"], after["A_R"], before["E_F"], after["E_F"])
     Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data,
                checkpoint.training, record).save(out_model)
     write_json(out_metrics, {
         **run, "forget": classes_tag(forget), "forget_classes": forget,
-        "before": before, "after": after,
+        "before": before, "after": after, "lambda_rule": rule,
         "lambda1": record["lambda1"], "lambda2": record["lambda2"], "sign": record["sign"],
         "tie": record["tie"], "code_scores": record["code_scores"], "seconds": record["seconds"],
         "alpha": record["alpha"], "fisher_method": record["fisher_method"],
         "eta_eps": record["eta_eps"], "device": str(device), "timer": timer,
+        **({"auto": record["auto"]} if "auto" in record else {}),
     })
 
 

@@ -79,8 +79,9 @@ def _main_tmix(bench):
     return [MODELS[bench]["t_mix"]]
 
 
-def _forget(classes_list):
-    return [f"forget{classes_tag(cs)}/metrics.json" for cs in classes_list]
+def _forget(classes_list, variant=""):
+    """variant "": the benchmark's lambda setting; "_auto": lambda chosen per request."""
+    return [f"forget{classes_tag(cs)}{variant}/metrics.json" for cs in classes_list]
 
 
 SUMMARIES = {
@@ -99,6 +100,20 @@ SUMMARIES = {
     # Table 8: forgetting other classes one at a time
     "forget_other_classes": _runs(
         _main_tmix, [CODES], _forget([[c] for c in config["other_forget_classes"]])
+    ),
+    # the same three with lambda chosen per forget request from the codes (lambda: auto)
+    "forget_main_auto": _runs(
+        _main_tmix, [CODES], _forget([config["forget_classes"]], "_auto")
+    ),
+    "forget_vs_tmix_auto": _runs(
+        lambda b: config["t_mix_forgetting"],
+        [CODES],
+        _forget([config["forget_classes"]], "_auto"),
+    ),
+    "forget_other_classes_auto": _runs(
+        _main_tmix,
+        [CODES],
+        _forget([[c] for c in config["other_forget_classes"]], "_auto"),
     ),
     # Ablation: codes drawn uniform (the authors' code) or normal (the paper's text)
     "forget_code_distributions": _runs(

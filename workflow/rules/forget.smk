@@ -1,5 +1,7 @@
 # Forgetting (Alg. 2): the lambda grid of a model (one code Fisher, then perturb + evaluate at
-# each point), the lambdas each benchmark uses, and the timed forget step itself.
+# each point), the lambdas each benchmark uses, and the timed forget step itself: once at the
+# benchmark's lambdas (forget<classes>/) and once with lambda chosen per request from the codes
+# (forget<classes>_auto/), so that the tables show both.
 
 
 rule lambda_grid:
@@ -23,6 +25,7 @@ rule lambda_grid:
         lambda2=config["lambda2_grid"],
         run=run_of,
         eta_eps=config["eta_eps"],
+        validation_per_class=config["validation_per_class"],
         data_dir=config["data_dir"],
     script:
         "../../scripts/lambda_grid.py"
@@ -46,6 +49,7 @@ rule choose_lambda:
         mem_mb=resource("light", "mem_mb"),
     params:
         setting=lambda wc: MODELS[wc.bench]["lambda"],
+        select_on=config["select_on"],
     script:
         "../../scripts/choose_lambda.py"
 
@@ -61,6 +65,31 @@ rule forget:
         f"{LOGS}/forget/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/forget/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.tsv"
+    conda:
+        "../../envs/mnemu.yaml"
+    threads: resource("forget", "threads")
+    resources:
+        gpu=resource("forget", "gpu"),
+        mem_mb=resource("forget", "mem_mb"),
+    params:
+        method=config["fisher_method"],
+        run=run_of,
+        eta_eps=config["eta_eps"],
+        data_dir=config["data_dir"],
+    script:
+        "../../scripts/forget.py"
+
+
+rule forget_auto:
+    input:
+        model=f"{MODEL_DIR}/model.pt",
+    output:
+        metrics=f"{MODEL_DIR}/forget{{classes}}_auto/metrics.json",
+        model=f"{MODEL_DIR}/forget{{classes}}_auto/model.pt",
+    log:
+        f"{LOGS}/forget_auto/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/forget_auto/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.tsv"
     conda:
         "../../envs/mnemu.yaml"
     threads: resource("forget", "threads")

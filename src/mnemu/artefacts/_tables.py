@@ -48,15 +48,18 @@ def _record(row, bench, metric, values, paper_ref):
 #: The methods of Tables 2 and 3 and Fig. 3, in the paper's order: (shown name, ``method`` of the
 #: baselines summary; "ours" = the forget step's runs, whose rows have no method).
 METHODS = (("FastMU", "fastmu"), ("LwSF", "lwsf"), ("SFDN", "sfdn"), ("SSD", "ssd"),
-           ("ERM-KTP", "erm_ktp"), ("Retrain", "retrain"), ("Ours", "ours"))
+           ("ERM-KTP", "erm_ktp"), ("Retrain", "retrain"), ("Ours", "ours"),
+           ("Ours (auto)", "ours_auto"))
 #: Rows that are references, not competitors: never in bold.
 REFERENCE_ROWS = ("Before forgetting", "Retrain")
 
 
 def method_runs(summaries: Sequence[str]) -> list[dict]:
-    """The rows of the summaries, each with its ``method`` ("ours" where it has none)."""
-    return [{**r, "method": r.get("method") or "ours"} for path in summaries
-            for r in read_csv(path)]
+    """The rows of the summaries, each with its ``method`` (our forget step's runs have none:
+    "ours_auto" where lambda: auto chose the lambdas, "ours" otherwise)."""
+    return [{**r, "method": r.get("method") or ("ours_auto" if r.get("lambda_rule") == "auto"
+                                                 else "ours")}
+            for path in summaries for r in read_csv(path)]
 
 
 def method_table(summaries: Sequence[str], benchmarks: Sequence[dict], paper: Mapping,
@@ -115,10 +118,27 @@ def _group_key(value: str):
         return (1, value)
 
 
-def lambda_notes(summary: str) -> list[str]:
+def lambda_notes(summary: str, row: str = "Ours") -> list[str]:
+    """What chose lambda in ``summary``'s runs: the rule (and split) recorded by the forget step,
+    and the lambdas used (a range where each request chose its own)."""
     runs = read_csv(summary)
-    used = sorted({(r["benchmark"], r["lambda1"], r["lambda2"]) for r in runs if r.get("lambda1")})
-    return [f"lambda1 = {l1}, lambda2 = {l2} for {b}." for b, l1, l2 in used]
+    notes = []
+    for bench in dict.fromkeys(r["benchmark"] for r in runs if r.get("lambda1")):
+        mine = [r for r in runs if r["benchmark"] == bench and r.get("lambda1")]
+        rules = sorted({r.get("lambda_rule") or "fixed or select on test" for r in mine})
+        pairs = sorted({(float(r["lambda1"]), float(r["lambda2"])) for r in mine})
+        if len(pairs) == 1:
+            used = f"lambda1 = {pairs[0][0]:g}, lambda2 = {pairs[0][1]:g}"
+        else:
+            used = (f"lambda per forget request, lambda1 {pairs[0][0]:.3g} to {pairs[-1][0]:.3g} "
+                    f"({len(pairs)} distinct)")
+        notes.append(f"{row}: {used} for {bench} (rule: {', '.join(rules)}).")
+    return notes
+
+
+def benchmark_notes(benchmarks: Sequence[dict]) -> list[str]:
+    """The config's ``note`` of each benchmark (e.g. that a stand-in is weak)."""
+    return [f"{b['label']}: {b['note']}" for b in benchmarks if b.get("note")]
 
 
 def write_table(records: list[dict], outputs: Mapping, title: str, benchmarks: Sequence[dict],

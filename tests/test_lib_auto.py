@@ -1,0 +1,190 @@
+"""lambda: auto (mnemu.auto_lambdas) and the paper's rule on a validation split: the auto rule
+reads nothing but the codes, escalates while the codes cannot tell the signs apart, stops before
+the remaining codes fail; selection on the validation split never reads the test split."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+import mnemu
+from mnemu import Forgetter, MnemuError, auto_lambdas, forget
+from mnemu.checkpoint import Checkpoint
+from mnemu.data import DataSplits
+from mnemu.files import write_csv
+from mnemu.lambdas import auto_path, auto_verdict
+from mnemu.pipeline import choose_lambda_step, validation_split
+
+
+class ScriptedForgetter:
+    """Stands in for a Forgetter: the code scores at strength s (lambda1) are ``script(s)``, a
+    dict with forget_margin, remain_margin and tie; ``before`` is the unperturbed model's."""
+
+    def __init__(self, script, before):
+        self.model = torch.nn.Linear(1, 1)
+        self.script, self.before, self.calls = script, before, []
+
+    def score(self, model):
+        return dict(self.before)
+
+    def apply(self, lambda1, lambda2, into=None):
+        self.calls.append(lambda1)
+        scores = self.script(lambda1)
+        full = {"A_R": 100.0, "E_F": 100.0, "score": 200.0, "loss_gap": 0.0, **scores}
+        record = {"lambda1": lambda1, "lambda2": lambda2, "sign": "-", "tie": scores["tie"],
+                  "code_scores": {"+": full, "-": full}, "seconds": {"total": 0.0}}
+        return into, record
+
+
+BEFORE = {"forget_margin": 4.0, "remain_margin": 4.0}
+PATH = [10.0 ** (e / 4) for e in range(-28, 1)]  # 1e-7 .. 1, four steps per decade
+
+
+def test_it_escalates_while_both_signs_tie_on_the_codes():
+    # From s = 1e-5 on the forget code is rejected by 10 (firm: 10 > 4), but up to s = 1e-3
+    # both signs score the same on the codes: "not yet". The first untied point is
+    # 10^(-11/4) = 1.78e-3; the remaining codes never suffer.
+    def script(s):
+        return {"forget_margin": 4.0 if s < 1e-5 else -10.0, "remain_margin": 4.0,
+                "tie": s <= 1e-3 + 1e-12}
+
+    forgetter = ScriptedForgetter(script, BEFORE)
+    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0)
+    assert record["lambda1"] == pytest.approx(10 ** (-11 / 4))
+    assert record["lambda2"] == pytest.approx(100.0 * 10 ** (-11 / 4))
+    assert record["auto"]["verdict"] == "ok" and record["lambda_rule"] == "auto"
+    tried = record["auto"]["tried"]
+    assert any(t["verdict"] == "not yet" and t["tie"] and t["forget_margin"] < 0 for t in tried)
+    # a bisection: a handful of tries, not the whole path of 29 points
+    assert record["auto"]["num_tried"] == len(tried) <= 6
+
+
+def test_it_stops_before_the_remaining_codes_fail():
+    # The remaining codes' smallest margin is 4 - 4 (log10 s + 3) above s = 1e-3: 0 at s = 1e-2,
+    # negative from the next path point, 10^-1.75. The forget code's margin is
+    # 3 - 10 (log10 s + 4) above s = 1e-4.
+    def script(s):
+        log = math.log10(s)
+        return {"forget_margin": 3.0 - 10.0 * max(log + 4, 0),
+                "remain_margin": 4.0 - 4.0 * max(log + 3, 0), "tie": False}
+
+    forgetter = ScriptedForgetter(script, BEFORE)
+    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, firm=2.5)
+    # firm 2.5: needs forget_margin < -10, i.e. 3 - 10 (log + 4) < -10, log > -2.7 -> 10^-2.5;
+    # the remaining codes hold there (margin 2): stop at the first firm point, verdict ok
+    assert record["lambda1"] == pytest.approx(10 ** -2.5)
+    assert record["auto"]["verdict"] == "ok"
+
+    _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=7.0)
+    # firm 7: needs forget_margin < -28: log > -0.9, where the remaining codes have failed
+    # (margin < 0 from 10^-1.75). The rule stops at the last point where they hold, 1e-2
+    # (margin exactly 0), and says the forgetting is partial.
+    assert record["lambda1"] == pytest.approx(1e-2)
+    assert record["auto"]["verdict"] == "not enough"
+    assert "remaining codes fail" in record["auto"]["reason"]
+    chosen = next(t for t in record["auto"]["tried"] if t["s"] == record["lambda1"])
+    assert chosen["remain_margin"] >= 0
+    assert all(t["remain_margin"] < 0 for t in record["auto"]["tried"] if t["s"] > 1e-2)
+
+
+def test_verdicts_follow_the_codes():
+    before = {"forget_margin": 2.0, "remain_margin": 3.0}
+    assert auto_verdict({"forget_margin": -5, "remain_margin": -0.1}, False, before) == "too far"
+    assert auto_verdict({"forget_margin": -5, "remain_margin": 1}, True, before) == "not yet"
+    assert auto_verdict({"forget_margin": 0.5, "remain_margin": 1}, False, before) == "not yet"
+    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 1}, False, before) == "not enough"
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, False, before) == "ok"
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, False, before,
+                        keep=0.8) == "too far"
+    assert auto_path(1e-2, 1.0, 2) == pytest.approx([1e-2, 10 ** -1.5, 1e-1, 10 ** -0.5, 1.0])
+
+
+def memorised_mlp(num_classes=4, shape=(1, 4, 4)):
+    """A small MLP that has learnt its codes (one per class), as training with codes makes it."""
+    torch.manual_seed(0)
+    model = mnemu.create_model("mlp", num_classes, shape, hidden=32)
+    codes = mnemu.make_codes(num_classes, shape, seed=0)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(200):
+        optimiser.zero_grad()
+        F.cross_entropy(model(codes), torch.arange(num_classes)).backward()
+        optimiser.step()
+    return model, codes
+
+
+def test_auto_reads_no_data_and_forgets_the_code(monkeypatch):
+    model, codes = memorised_mlp()
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the auto rule read data")
+
+    monkeypatch.setattr(DataLoader, "__iter__", no_data)
+    monkeypatch.setattr(mnemu, "load_dataset", no_data)
+    monkeypatch.setattr("mnemu.data.load_dataset", no_data)
+    monkeypatch.setattr(DataSplits, "train", property(no_data))
+    monkeypatch.setattr(DataSplits, "test", property(no_data))
+    forgotten, record = forget(model, codes, [2], lambdas="auto")
+    with torch.no_grad():
+        predicted = forgotten(codes).argmax(1).tolist()
+    assert predicted[2] != 2 and [predicted[c] for c in (0, 1, 3)] == [0, 1, 3]
+    assert record["auto"]["verdict"] == "ok" and record["lambda2"] == pytest.approx(
+        1e3 * record["lambda1"])
+    assert record["seconds"]["search"] > 0
+    # the positional lambdas still work, and mixing both ways is refused in one line
+    forget(model, codes, [2], 1e-3, 10.0)
+    with pytest.raises(MnemuError, match="lambdas='auto' alone"):
+        forget(model, codes, [2], 1e-3, 10.0, lambdas="auto")
+    with pytest.raises(MnemuError, match="no lambdas given"):
+        forget(model, codes, [2])
+
+
+def test_auto_through_a_forgetter_keeps_the_model():
+    model, codes = memorised_mlp()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    forgotten, _ = auto_lambdas(Forgetter(model, codes, [0]))
+    assert forgotten is not model
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_selection_on_validation_never_reads_the_test_columns(tmp_path):
+    # test columns say (1e-2, 10) is best; validation columns say (1e-3, 10): and the test
+    # columns of the grid hold no numbers at all, so reading them would fail
+    rows = [{"lambda1": 1e-3, "lambda2": 10.0, "A_R": "", "E_F": "", "val_A_R": 99.0,
+             "val_E_F": 100.0},
+            {"lambda1": 1e-2, "lambda2": 10.0, "A_R": "", "E_F": "", "val_A_R": 90.0,
+             "val_E_F": 100.0}]
+    grid = tmp_path / "grid.csv"
+    write_csv(grid, rows)
+    out = tmp_path / "lambda.json"
+    choose_lambda_step("b", "select", [str(grid)], str(out))
+    import json
+
+    chosen = json.loads(out.read_text())
+    assert (chosen["lambda1"], chosen["select_on"], chosen["lambda_rule"]) == (
+        1e-3, "validation", "select on validation")
+    with pytest.raises(MnemuError, match="lacks a number for lambda1, lambda2, A_R or E_F"):
+        choose_lambda_step("b", "select", [str(grid)], str(out), select_on="test")
+
+
+def test_the_validation_split_is_carved_from_the_training_split(monkeypatch, tmp_path):
+    options = {"num_classes": 3, "image_shape": [1, 4, 4], "train_per_class": 20,
+               "test_per_class": 5, "max_train_per_class": 12}
+    checkpoint = Checkpoint(torch.nn.Linear(1, 1), torch.zeros(3, 1, 4, 4),
+                            {"name": "x", "num_classes": 3, "input_shape": [1, 4, 4]},
+                            {"name": "synthetic", "options": options})
+
+    def no_test(self):
+        raise AssertionError("the validation split read the test split")
+
+    monkeypatch.setattr(DataSplits, "test", property(no_test))
+    validation = validation_split(checkpoint, str(tmp_path), 100)  # capped at the 12 trained on
+    train = checkpoint.dataset(str(tmp_path), augment=False).train
+    assert len(validation) == 3 * 12
+    x, y = validation[0]
+    assert torch.equal(x, train[0][0]) and y == train[0][1]
+    with pytest.raises(MnemuError, match="validation_per_class must be at least 1"):
+        validation_split(checkpoint, str(tmp_path), 0)
