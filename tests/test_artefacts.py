@@ -93,7 +93,7 @@ def test_table2_shows_the_paper_rule_and_auto_with_the_rule_in_the_notes(tmp_pat
     assert "| Ours | **90.5 ± 0.7** (paper 95.9 ± 0.1) | 62.7 ± 3.1 |" in md
     assert "| Ours (auto) | 80.0 ± 1.4 | **70.7 ± 2.1** |" in md
     assert "Ours: lambda1 = 0.001, lambda2 = 10 for a (rule: select on validation)." in md
-    assert "Ours (auto): lambda per forget request, lambda1 1e-06 to 0.001 (2 distinct) for a" in md
+    assert "Ours (auto): lambda per forget request, lambda1 0.0001 to 0.001 (2 distinct) for a" in md
     assert "B: a weak stand-in." in md
 
 
