@@ -240,7 +240,7 @@ def test_tiny_run_builds_every_target(tiny_run):
     assert (figures / "fig2.png").read_bytes()[:4] == b"\x89PNG"
     table2 = (figures / "table2.md").read_text()
     assert "paper 95.9 ± 0.1" in table2
-    assert "| Ours (paper rule) |" in table2 and "| Ours (auto) |" in table2
+    assert "| Ours |" in table2 and "| Ours (auto) |" in table2
     assert "(rule: fixed)" in table2 and "(rule: select on validation)" in table2
     assert "E_F (auto)" in (figures / "table8.md").read_text()
     fixed = json.loads((tmp / "results" / "fm" / "lambda.json").read_text())
@@ -253,7 +253,7 @@ def test_tiny_run_tables_have_the_baselines_and_retraining(tiny_run):
     tmp, _, _ = tiny_run
     table2 = (tmp / "figures" / "table2.md").read_text()
     rows = [line.split("|")[1].strip() for line in table2.splitlines() if line.startswith("| ")]
-    assert rows[1:] == ["Before forgetting", "SSD", "ERM-KTP", "Retrain", "Ours"]
+    assert rows[1:] == ["Before forgetting", "SSD", "ERM-KTP", "Retrain", "Ours", "Ours (auto)"]
     assert "| ERM-KTP | — |" in table2 and "— ERM-KTP on Fashion-MNIST subset (MLP): CNNs only" in table2
     cells = {(r["row"], r["benchmark"]): r for r in read_rows(tmp / "figures" / "table3.csv")}
     assert cells[("Retrain", "fm")]["mean"] == "100.0"  # never shown the class: never predicts it
@@ -312,7 +312,7 @@ def test_table_cells_are_recomputed_from_the_runs(tiny_run):
                                for s in (0, 1)] for variant in ("", "_auto")}
         runs = run_files[""]
         for row, key, variant in (("Before forgetting", "before", ""),
-                                  ("Ours (paper rule)", "after", ""),
+                                  ("Ours", "after", ""),
                                   ("Ours (auto)", "after", "_auto")):
             values = [r[key]["A_R"] for r in run_files[variant]]
             cell = cells[(row, bench)]
@@ -347,7 +347,7 @@ def test_tiny_run_report_lists_every_paper_item_and_opens_in_a_browser(tiny_run)
     assert [i["item"] for i in data["items"]] == [name for name, _ in PAPER_ITEMS]
     assert all(i["verdict"] in VERDICTS for i in data["items"])
     verdicts = {i["item"]: i["verdict"] for i in data["items"]}
-    assert verdicts["Fig. 4"] == "missing" and verdicts["Table 2"] != "missing"
+    assert verdicts["Table 4"] == "missing" and verdicts["Table 2"] != "missing"
     assert data["stand_ins"] and "Stand-in data" in page.read_text()
     assert {"train", "forget", "figures", "tables"} <= {r["rule"] for r in
                                                          data["provenance"]["rules"]}
@@ -399,49 +399,55 @@ def test_tiny_run_is_incremental(tiny_run):
 
 
 EXTENSIONS = {
-    # a forget class: one forget job per benchmark and seed, then Table 8 again (baselines
-    # forget the main classes only)
+    # a forget class: one forget job per benchmark and seed and its auto twin, then Table 8 and
+    # the report (baselines forget the main classes only)
     "forget class": (lambda c: c.update(other_forget_classes=[1, 2]),
-                     {"forget": 4, "summarise": 1, "table": 1, "report": 1, "all": 1}),
-    # a t_mix value for Table 5: a model and its forget step per benchmark and seed
+                     {"forget": 4, "forget_auto": 4, "summarise": 2, "table": 1, "report": 1,
+                      "all": 1}),
+    # a t_mix value for Table 5: a model and its forget steps per benchmark and seed, and Fig. 10's
+    # code and oracle Fisher and error of fm's new models
     "t_mix": (lambda c: c.update(t_mix_forgetting=[0.1, 0.5]),
-              {"train": 4, "forget": 4, "summarise": 1, "table": 1, "all": 1}),
-    # a seed: every model of the new seed, its grid and baselines; dg selects lambda over the
-    # three seeds' grids again, so its forget jobs of the other seeds rerun with the new choice
-    # (fm's is fixed); the baselines of the other seeds do not use lambda and stay
+              {"train": 4, "fisher": 4, "forget": 4, "forget_auto": 4, "fim_error": 2,
+               "summarise": 3, "table": 1, "figure": 1, "report": 1, "all": 1}),
+    # a seed: every model of the new seed, its grids, baselines and analyses; dg selects lambda
+    # over the three seeds' grids again, so its forget jobs of the other seeds rerun with the new
+    # choice (fm's is fixed; auto needs no lambda.json); every artefact again
     "seed": (lambda c: c.update(seeds=[0, 1, 2]),
-             {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6 + 6,
-              "baseline": 4, "retrain": 2, "summarise": 8, "figure": 4, "table": 5, "all": 1}),
-    # a data set entry: its data, models, lambda, forget and baseline jobs; every table, Figs. 2
-    # and 3 again
+             {"train": 6, "baseline": 4, "fisher": 6, "forget": 12, "forget_auto": 4,
+              "layer_gradients": 1, "retrain": 2, "summarise": 15, "figure": 7, "fim_error": 3,
+              "forget_w_data": 3, "lambda_grid": 2, "choose_lambda": 1, "table": 6, "report": 1,
+              "all": 1}),
+    # a data set entry: its data, models, lambda, forget and baseline jobs. Every figure and
+    # table is redrawn: they take the benchmark list as a parameter (labels, columns).
     "benchmark": (lambda c: c["benchmarks"].append(
         {**c["benchmarks"][1], "id": "syn", "label": "generated", "dataset": "synthetic",
          "data_options": {"num_classes": 10, "image_shape": [3, 8, 8], "train_per_class": 20,
                           "test_per_class": 10}}),
                   {"prepare_data": 1, "train": 6, "fisher": 2, "lambda_grid": 2,
-                   "choose_lambda": 1, "forget": 6, "baseline": 4, "retrain": 2, "summarise": 6,
-                   "figure": 2, "table": 5, "all": 1}),
-    # a changed lambda: that benchmark's forget jobs and what they feed (its sweep figure marks
-    # the lambdas; Fig. 3 shows our times), no training, no baseline
+                   "choose_lambda": 1, "forget": 6, "forget_auto": 4, "baseline": 4,
+                   "retrain": 2, "summarise": 9, "figure": 7, "table": 6, "report": 1, "all": 1}),
+    # a changed lambda: that benchmark's forget jobs (paper rule and ours-w-data) and what they
+    # feed; no training, no baseline, no auto forget
     "lambda": (lambda c: c["benchmarks"][0].update({"lambda": [1e-4, 10.0]}),
-               {"choose_lambda": 1, "forget": 6, "summarise": 4, "figure": 2, "table": 5,
-                "all": 1}),
+               {"choose_lambda": 1, "forget": 6, "forget_w_data": 6, "summarise": 5,
+                "figure": 7, "table": 6, "report": 1, "all": 1}),
     # changed training settings: that benchmark's models, its retraining and everything
     # downstream of them
     "epochs": (lambda c: c["benchmarks"][1]["train"].update(epochs=3),
                {"train": 6, "fisher": 2, "lambda_grid": 2, "choose_lambda": 1, "forget": 6,
-                "baseline": 4, "retrain": 2, "summarise": 7, "figure": 3, "table": 5,
-                "all": 1}),
+                "forget_auto": 4, "baseline": 4, "retrain": 2, "layer_gradients": 2,
+                "summarise": 11, "figure": 7, "table": 6, "report": 1, "all": 1}),
     # a baseline setting: that method's jobs, the baselines summary, Tables 2, 3 and Fig. 3
     "baseline setting": (lambda c: c["baselines"]["ssd"].update(alpha=5.0),
-                         {"baseline": 4, "summarise": 1, "figure": 1, "table": 2, "all": 1}),
+                         {"baseline": 4, "summarise": 1, "figure": 1, "table": 2, "report": 1,
+                          "all": 1}),
     # an N of Figs. 4-5: its Fisher, ours-w-data and FIM error per seed; those figures again
     "samples per class": (lambda c: c.update(w_data_samples_per_class=[1, 10, 100]),
                           {"fisher": 2, "forget_w_data": 2, "fim_error": 2, "summarise": 2,
-                           "figure": 2, "all": 1}),
+                           "figure": 2, "report": 1, "all": 1}),
     # a layer group of Table 6: the table alone (the gradients are kept per tensor)
     "layer group": (lambda c: c["gradient_layer_groups"].append(
-        {"name": "head", "prefixes": ["fc"]}), {"table": 1, "all": 1}),
+        {"name": "head", "prefixes": ["fc"]}), {"table": 1, "report": 1, "all": 1}),
 }
 
 
