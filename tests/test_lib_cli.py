@@ -114,8 +114,17 @@ def test_train_forget_evaluate_grid(tmp_path, capsys, lib_tiny_checkpoint):
     forgotten = load_checkpoint(forgot_path)
     record = json.loads(record_path.read_text())
     assert record["forget_classes"] == [0] and record["lambda1"] == 1e-3
-    assert record["lambda2"] == 10 and record["sign"] in "+-"
+    assert record["lambda2"] == 10 and record["sign"] in ("+", "-")
     assert forgotten.forgotten["sign"] == record["sign"]
+    # Independently of the library: w' = w ± alpha * eta with eta >= 0, so every weight moved
+    # in the recorded direction, by at most alpha_l * max(eta_l), and some moved.
+    direction = 1.0 if record["sign"] == "+" else -1.0
+    moved = False
+    for name, after in forgotten.model.named_parameters():
+        delta = (after.detach() - dict(trained.model.named_parameters())[name].detach()) * direction
+        assert bool((delta >= 0).all()), name
+        moved = moved or bool((delta > 0).any())
+    assert moved
     assert len(forgotten.forgotten["history"]) == 1
     assert torch.equal(forgotten.codes, trained.codes)
     assert forgotten.training == trained.training and forgotten.data == trained.data
