@@ -12,19 +12,7 @@ from mnemu import MnemuError
 from mnemu.analysis import fisher_error, gradient_stats, group_magnitudes, loss_gradients
 from mnemu.fisher import class_fisher
 from mnemu.forget import Forgetter
-
-
-class ListImages(torch.utils.data.Dataset):
-    """Samples served one at a time, as a data set on disk would be."""
-
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.images[index], int(self.labels[index])
+from test_lib_fisher import ListImages  # one data set served a sample at a time
 
 
 def tiny_net() -> nn.Module:

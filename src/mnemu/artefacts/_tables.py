@@ -182,3 +182,33 @@ def markdown(records: list[dict], title: str, benchmarks: Sequence[dict], group:
               for r in records if r.get("unsupported")]
     lines += list(notes)
     return "\n".join(lines) + "\n"
+
+
+def draw_method_table(inputs: Mapping, outputs: Mapping, benchmarks: Sequence[dict], key: str,
+                      title: str, metric: str) -> None:
+    """Tables 2 and 3: before forgetting, then each method's ``after.<metric>`` (METHODS order).
+    ``inputs["summaries"]``: our forget step's runs at the benchmark's lambdas, then ours with
+    lambda: auto and the baselines' runs (which have no lambdas, so give no notes)."""
+    summaries = inputs["summaries"]
+    rows = [("Before forgetting", "ours", f"before.{metric}"),
+            *[(name, method, f"after.{metric}") for name, method in METHODS]]
+    records = method_table(summaries, benchmarks, read_paper(inputs, key), rows)
+    notes = lambda_notes(summaries[0], "Ours") + [
+        note for path in summaries[1:] for note in lambda_notes(path, "Ours (auto)")]
+    write_table(records, outputs, title, benchmarks, notes=notes + benchmark_notes(benchmarks))
+
+
+def draw_group_table(inputs: Mapping, outputs: Mapping, benchmarks: Sequence[dict], key: str,
+                     title: str, group: str) -> None:
+    """Tables 5 and 8: A_R and E_F per value of ``group``, by the paper's lambda rule
+    (``inputs["summaries"][0]``) and, if given, with lambda: auto (the second summary)."""
+    summaries = inputs["summaries"]
+    paper = read_paper(inputs, key)
+    records = group_table(summaries[0], benchmarks, paper, group,
+                          [("after.A_R", "A_R"), ("after.E_F", "E_F")])
+    notes = lambda_notes(summaries[0], "A_R, E_F")
+    if len(summaries) > 1:
+        records += group_table(summaries[1], benchmarks, paper, group,
+                               [("after.A_R", "A_R (auto)"), ("after.E_F", "E_F (auto)")])
+        notes += lambda_notes(summaries[1], "A_R (auto), E_F (auto)")
+    write_table(records, outputs, title, benchmarks, group, notes + benchmark_notes(benchmarks))

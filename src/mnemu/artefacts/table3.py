@@ -1,19 +1,10 @@
 """Table 3: E_F after forgetting class(es) C_F, each method a row (the
 baselines of mnemu.baselines, retraining, ours), each data set a column."""
 
-from ._tables import METHODS, benchmark_notes, lambda_notes, method_table, read_paper, write_table
+from ._tables import draw_method_table
 
 TITLE = "Table 3: E_F after forgetting class(es) C_F (mean ± std over seeds)"
-ROWS = [("Before forgetting", "ours", "before.E_F"),
-        *[(name, method, "after.E_F") for name, method in METHODS]]
 
 
 def draw(inputs, outputs, benchmarks) -> None:
-    """``inputs["summaries"]``: our forget step's runs at the benchmark's lambdas, ours with
-    lambda: auto, the baselines' runs."""
-    summaries = inputs["summaries"]
-    records = method_table(summaries, benchmarks, read_paper(inputs, "table3"), ROWS)
-    # the baselines' runs have no lambdas: only ours give notes
-    notes = lambda_notes(summaries[0], "Ours") + [
-        note for path in summaries[1:] for note in lambda_notes(path, "Ours (auto)")]
-    write_table(records, outputs, TITLE, benchmarks, notes=notes + benchmark_notes(benchmarks))
+    draw_method_table(inputs, outputs, benchmarks, "table3", TITLE, "E_F")
