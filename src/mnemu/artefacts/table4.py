@@ -1,7 +1,7 @@
 """Table 4: pretrained, fine-tuned (with codes) and forgotten models per architecture (Sec. 4.4)."""
 
 from ..files import atomic_write_text, read_csv, write_csv
-from ._tables import paper_value, read_paper, stats
+from ._tables import mean_std_text, paper_value, read_paper, stats
 
 STAGES = (("pretrained", "Pretrained"), ("finetuned", "Fine-tuned"), ("forget", "After MU"))
 METRICS = (("A_R", "A_R (%)"), ("E_F", "E_F (%)"), ("seconds", "Time (s)"))
@@ -28,14 +28,17 @@ def draw(inputs, outputs, benchmarks, imagenet) -> None:
     atomic_write_text(outputs["md"], _markdown(records, imagenet))
 
 
+def _given(options: dict | None) -> dict:
+    """The options set (a null in a config that overrides another unsets a key: not shown)."""
+    return {k: v for k, v in (options or {}).items() if v is not None}
+
+
 def _cell(record: dict, metric: str) -> str:
     if record["n"] == 0:
         return "—"
     digits = 2 if metric == "seconds" and record["mean"] < 100 else 1
-    text = f"{record['mean']:.{digits}f}"
-    if record["n"] > 1:
-        text += f" ± {record['std']:.{digits}f}"
-    return text + (f" (paper {record['paper']})" if record["paper"] else "")
+    paper = f" (paper {record['paper']})" if record["paper"] else ""
+    return mean_std_text(record, f".{digits}f") + paper
 
 
 def _markdown(records: list[dict], imagenet: dict) -> str:
@@ -44,7 +47,7 @@ def _markdown(records: list[dict], imagenet: dict) -> str:
              f"{', '.join(map(str, imagenet['forget_classes']))} of {imagenet['dataset']}", ""]
     if imagenet["dataset"] != "imagenet":
         lines += ["**This is a stand-in for the ImageNet run, not Table 4's result**: "
-                  f"{imagenet['dataset']} ({imagenet.get('data_options') or {}}), models "
+                  f"{imagenet['dataset']} ({_given(imagenet.get('data_options'))}), models "
                   f"{'randomly initialised' if not any(a.get('pretrained') for a in imagenet['architectures']) else 'pretrained'}"
                   ", a few fine-tuning steps, so that every job of the chain runs on a CPU. "
                   "Compare nothing but the shape of the table with the paper's.", ""]
