@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from ..files import atomic_write_text, write_csv
-from ._tables import stats
+from ._tables import mean_std_text, stats
 
 
 def cell(values) -> dict:
@@ -23,8 +23,8 @@ def write_rows(records: Sequence[dict], outputs: Mapping, title: str, columns: S
     lines = [f"**{title}**", "", "| " + " | ".join([*columns, "ours", "paper"]) + " |",
              "|" + "---|" * (len(columns) + 2)]
     for r in records:
-        ours = "—" if r["mean"] == "" else f"{r['mean']:.{r.get('digits', 2)}f} ± " \
-            f"{r['std']:.{r.get('digits', 2)}f} (n={r['n']})"
+        spec = f".{r.get('digits', 2)}f"
+        ours = "—" if r["mean"] == "" else f"{mean_std_text(r, spec)} (n={r['n']})"
         lines.append("| " + " | ".join([*(str(r[c]) for c in columns), ours,
                                         str(r.get("paper") or "—")]) + " |")
     lines += ["", *notes]

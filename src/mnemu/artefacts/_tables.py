@@ -22,6 +22,12 @@ def stats(values) -> dict:
             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
 
 
+def mean_std_text(record: Mapping, spec: str = ".1f") -> str:
+    """``mean ± std`` of a :func:`stats` cell; the mean alone for one seed (no spread to show)."""
+    text = f"{record['mean']:{spec}}"
+    return text + f" ± {record['std']:{spec}}" if record["n"] > 1 else text
+
+
 def paper_value(paper: Mapping, *keys) -> str | None:
     """The paper's number at ``paper[k1][k2]...`` (keys compared as text: 0.1, 1, "MNIST")."""
     node = paper
@@ -168,7 +174,7 @@ def markdown(records: list[dict], title: str, benchmarks: Sequence[dict], group:
                 if r is None or r["n"] == 0:
                     cells.append("—")
                     continue
-                cell = f"{r['mean']:.1f} ± {r['std']:.1f}"
+                cell = mean_std_text(r)
                 cell = f"**{cell}**" if r.get("best") else cell
                 cells.append(cell + (f" (paper {r['paper']})" if r["paper"] else ""))
         lines.append("| " + " | ".join(cells) + " |")

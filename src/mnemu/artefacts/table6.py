@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..analysis import group_magnitudes
 from ..files import atomic_write_text, read_csv, write_csv
-from ._tables import read_paper, stats
+from ._tables import mean_std_text, read_paper, stats
 
 TITLE = "Table 6: loss gradient magnitude in each layer group (mean ± std over seeds)"
 #: Rows: (gradient in the run record, the paper's row name, shown name).
@@ -66,7 +66,7 @@ def _markdown(records, benchmarks, columns) -> str:
             for group in columns:
                 r = next(r for r in records if r["benchmark"] == bench_id and r["row"] == shown
                          and r["metric"] == group)
-                cell = f"{r['mean']:.1e} ± {r['std']:.1e}"
+                cell = mean_std_text(r, ".1e")
                 cells.append(cell + (f" (paper {r['paper']})" if r["paper"] else ""))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
