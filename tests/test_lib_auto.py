@@ -100,6 +100,19 @@ def test_verdicts_follow_the_codes():
     assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, False, before) == "ok"
     assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, False, before,
                         keep=0.8) == "too far"
+
+
+def test_a_model_that_misclassified_remaining_codes_before_is_judged_by_their_accuracy():
+    """A briefly trained model may get some remaining codes wrong before any forgetting (smallest
+    margin < 0): that alone is not "too far" (else every point would be, and nothing would be
+    forgotten); losing a code it did recognise is."""
+    before = {"forget_margin": 0.2, "remain_margin": -0.8, "A_R": 40.0}
+    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.9, "A_R": 40.0}, False,
+                        before) == "ok"
+    assert auto_verdict({"forget_margin": 0.1, "remain_margin": -0.7, "A_R": 40.0}, False,
+                        before) == "not yet"
+    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.7, "A_R": 30.0}, False,
+                        before) == "too far"
     assert auto_path(1e-2, 1.0, 2) == pytest.approx([1e-2, 10 ** -1.5, 1e-1, 10 ** -0.5, 1.0])
 
 

@@ -132,12 +132,17 @@ def auto_verdict(scores: Mapping, tie: bool, before: Mapping, *, firm: float = A
     :meth:`Forgetter.score` gives them; ``before``: the unperturbed model's).
 
     "too far": the remaining codes' smallest margin fell below ``keep`` x its value before (a
-    remaining code is about to be, or is, misclassified); "not yet": both signs tie on the codes
+    remaining code is about to be, or is, misclassified) or, for a model that misclassified some
+    remaining codes already before (a smallest margin <= 0, as a briefly trained model may), their
+    accuracy fell below its value before; "not yet": both signs tie on the codes
     (the perturbation has not yet told them apart) or a forget code is still recognised;
     "not enough": the forget codes are rejected, but by less than ``firm`` x the margin by which
     they were recognised before; "ok" otherwise.
     """
-    if scores["remain_margin"] < keep * before["remain_margin"]:
+    if before["remain_margin"] > 0:
+        if scores["remain_margin"] < keep * before["remain_margin"]:
+            return "too far"
+    elif scores["A_R"] < before["A_R"]:  # a code the model recognised is now misclassified
         return "too far"
     if tie or scores["forget_margin"] > 0:
         return "not yet"
@@ -217,6 +222,9 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     else:
         stop = start
         reason = "the forget codes are not firmly rejected anywhere on the path: stopped at its end"
+    if before["remain_margin"] <= 0:  # see auto_verdict
+        reason += (f"; before forgetting the model recognised only {before['A_R']:.0f} % of its "
+                   "remaining codes, so the codes cannot guard the classes of the others")
     verdict(stop)
     search_seconds = time.perf_counter() - began
     model, record = forgetter.apply(strengths[stop], ratio * strengths[stop], into=scratch)
