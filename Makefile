@@ -38,7 +38,7 @@ paper-dry-run: setup
 	$(BIN)/snakemake --dry-run --quiet rules
 
 test: setup data
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/snakemake --lint
