@@ -7,6 +7,7 @@ tested without Snakemake. Metrics are percentages; times are seconds.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import sys
@@ -301,12 +302,16 @@ def forget_step(model_path: str, lambda_path: str | None, classes: str, method: 
     data = checkpoint.dataset(data_dir)
     before = _test_metrics(checkpoint.model, data, forget)
 
+    # The model the result is written into is made before the timer, as run_baseline makes each
+    # baseline's working copy: Fig. 3 times the same work for every method.
+    working = copy.deepcopy(checkpoint.model)
+
     def alg2():  # from scratch (code Fisher included), as a user would run it
         forgetter = Forgetter(checkpoint.model, checkpoint.codes.to(device), forget,
                               method=method, eta_eps=eta_eps)
         if lambdas.get("lambda_rule") == "auto":
-            return auto_lambdas(forgetter)
-        return forgetter.apply(lambdas["lambda1"], lambdas["lambda2"])
+            return auto_lambdas(forgetter, into=working)
+        return forgetter.apply(lambdas["lambda1"], lambdas["lambda2"], into=working)
 
     # the baselines' timer (Fig. 3 compares like with like)
     (model, record), timer = timed(alg2, device)

@@ -119,12 +119,16 @@ def run_baseline(
     device = torch.device(device) if device is not None else default_device()
     working = copy.deepcopy(model).to(device)
     state, prepared = None, None
-    if method.prepare is not None:
-        state, prepared = timed(lambda: method.prepare(working, data, forget, chosen, device=device,
-                                                       codes=codes), device)
-    (forgotten, info), measured = timed(
-        lambda: method.forget(working, data, forget, chosen, device=device, codes=codes, state=state),
-        device)
+    # Draws that take the global RNG (the training split's crop and flip) from the method's seed,
+    # so that a rerun gives the same model; the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(getattr(chosen, "seed", 0))
+        if method.prepare is not None:
+            state, prepared = timed(lambda: method.prepare(working, data, forget, chosen,
+                                                           device=device, codes=codes), device)
+        (forgotten, info), measured = timed(
+            lambda: method.forget(working, data, forget, chosen, device=device, codes=codes,
+                                  state=state), device)
     record = {"method": name, "source": method.source, "settings": dataclasses.asdict(chosen),
               "forget_classes": forget, **measured, "prepare": prepared, "info": info}
     return forgotten, record
