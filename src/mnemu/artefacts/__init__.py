@@ -201,7 +201,7 @@ def _beyond_tables(config: Mapping) -> list[Artefact]:
             f"Table 4: A_R and E_F (%) on the test split of {imagenet.get('dataset')} and time "
             "(s) of the pretrained, fine-tuned (with codes) and forgotten (C_F) model per "
             "architecture, the paper's values beside ours.", paper_results=True,
-            options={"imagenet": dict(imagenet)}))
+            options={"imagenet": dict(imagenet), "stand_in": stand_in}))
     scaling = config.get("forget_time_scaling")
     if scaling and imagenet.get("architectures"):
         found.append(Artefact(
