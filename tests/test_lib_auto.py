@@ -21,22 +21,30 @@ from mnemu.pipeline import choose_lambda_step, validation_split
 
 
 class ScriptedForgetter:
-    """Stands in for a Forgetter: the code scores at strength s (lambda1) are ``script(s)``, a
-    dict with forget_margin, remain_margin and tie; ``before`` is the unperturbed model's."""
+    """Stands in for a Forgetter: the code scores of the model perturbed at strength s (lambda1)
+    with sign g are ``script(s, g)``, a dict with forget_margin and remain_margin; ``before`` is
+    the unperturbed model's."""
 
     def __init__(self, script, before):
         self.model = torch.nn.Linear(1, 1)
         self.script, self.before, self.calls = script, before, []
 
-    def score(self, model):
-        return dict(self.before)
+    def perturb(self, lambda1, lambda2, sign, into=None):
+        self.calls.append((lambda1, sign))
+        return ("perturbed", lambda1, sign)
 
-    def apply(self, lambda1, lambda2, into=None):
-        self.calls.append(lambda1)
-        scores = self.script(lambda1)
-        full = {"A_R": 100.0, "E_F": 100.0, "score": 200.0, "loss_gap": 0.0, **scores}
-        record = {"lambda1": lambda1, "lambda2": lambda2, "sign": "-", "tie": scores["tie"],
-                  "code_scores": {"+": full, "-": full}, "seconds": {"total": 0.0}}
+    def score(self, model):
+        if model is self.model:
+            return {"A_R": 100.0, "E_F": 0.0, **self.before}
+        _, lambda1, sign = model
+        return {"A_R": 100.0, "E_F": 100.0, "score": 200.0, "loss_gap": 0.0,
+                **self.script(lambda1, sign)}
+
+    def apply(self, lambda1, lambda2, into=None, sign=None):
+        scores = {g: self.score(("perturbed", lambda1, g)) for g in (+1, -1)}
+        record = {"lambda1": lambda1, "lambda2": lambda2, "sign": "+" if sign > 0 else "-",
+                  "tie": False, "code_scores": {"+": scores[+1], "-": scores[-1]},
+                  "seconds": {"total": 0.0}}
         return into, record
 
 
@@ -45,60 +53,68 @@ PATH = [10.0 ** (e / 4) for e in range(-28, 1)]  # 1e-7 .. 1, four steps per dec
 
 
 def test_it_escalates_while_both_signs_tie_on_the_codes():
-    # From s = 1e-5 on the forget code is rejected by 10 (firm: 10 > 4), but up to s = 1e-3
-    # both signs score the same on the codes: "not yet". The first untied point is
-    # 10^(-11/4) = 1.78e-3; the remaining codes never suffer.
-    def script(s):
-        return {"forget_margin": 4.0 if s < 1e-5 else -10.0, "remain_margin": 4.0,
-                "tie": s <= 1e-3 + 1e-12}
+    # Up to s = 1e-3 both signs score the same on the codes: both still recognise the forget
+    # code ("not yet"). Beyond it, sign - rejects the forget code by 10 (firm: 10 > 4), sign +
+    # never does; the remaining codes never suffer. The first point past 1e-3 is 10^(-11/4).
+    def script(s, sign):
+        if s <= 1e-3 + 1e-12:
+            return {"forget_margin": 3.0, "remain_margin": 4.0}
+        return {"forget_margin": -10.0 if sign < 0 else 6.0, "remain_margin": 4.0}
 
     forgetter = ScriptedForgetter(script, BEFORE)
     _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0)
     assert record["lambda1"] == pytest.approx(10 ** (-11 / 4))
     assert record["lambda2"] == pytest.approx(100.0 * 10 ** (-11 / 4))
     assert record["auto"]["verdict"] == "ok" and record["lambda_rule"] == "auto"
+    assert record["sign"] == record["auto"]["sign"] == "-"
     tried = record["auto"]["tried"]
-    assert any(t["verdict"] == "not yet" and t["tie"] and t["forget_margin"] < 0 for t in tried)
-    # a bisection: a handful of tries, not the whole path of 29 points
-    assert record["auto"]["num_tried"] == len(tried) <= 6
+    assert any(t["verdict"] == "not yet" and t["s"] <= 1e-3 for t in tried)
+    # two bisections (one per sign), a handful of tries each, not the whole path of 29 points
+    assert record["auto"]["num_tried"] == len(tried) <= 2 * 6
 
 
 def test_it_stops_before_the_remaining_codes_fail():
-    # The remaining codes' smallest margin is 4 - 4 (log10 s + 3) above s = 1e-3: 0 at s = 1e-2,
-    # negative from the next path point, 10^-1.75. The forget code's margin is
-    # 3 - 10 (log10 s + 4) above s = 1e-4.
-    def script(s):
+    # Sign -: the remaining codes' smallest margin is 4 - 4 (log10 s + 3) above s = 1e-3: 0 at
+    # s = 1e-2, negative from the next path point, 10^-1.75. The forget code's margin is
+    # 3 - 10 (log10 s + 4) above s = 1e-4. Sign + wrecks the model from s = 1e-6 on: every code
+    # in one class (the forget code rejected, a remaining code lost), which the paper's sign
+    # choice, A_R + E_F on the codes, can prefer.
+    def script(s, sign):
+        if sign > 0:
+            return ({"forget_margin": -100.0, "remain_margin": -50.0} if s >= 1e-6 else
+                    {"forget_margin": 4.0, "remain_margin": 4.0})
         log = math.log10(s)
         return {"forget_margin": 3.0 - 10.0 * max(log + 4, 0),
-                "remain_margin": 4.0 - 4.0 * max(log + 3, 0), "tie": False}
+                "remain_margin": 4.0 - 4.0 * max(log + 3, 0)}
 
     forgetter = ScriptedForgetter(script, BEFORE)
     _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, firm=2.5)
     # firm 2.5: needs forget_margin < -10, i.e. 3 - 10 (log + 4) < -10, log > -2.7 -> 10^-2.5;
     # the remaining codes hold there (margin 2): stop at the first firm point, verdict ok
     assert record["lambda1"] == pytest.approx(10 ** -2.5)
-    assert record["auto"]["verdict"] == "ok"
+    assert record["auto"]["verdict"] == "ok" and record["sign"] == "-"
 
     _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=7.0)
     # firm 7: needs forget_margin < -28: log > -0.9, where the remaining codes have failed
     # (margin < 0 from 10^-1.75). The rule stops at the last point where they hold, 1e-2
     # (margin exactly 0), and says the forgetting is partial.
     assert record["lambda1"] == pytest.approx(1e-2)
-    assert record["auto"]["verdict"] == "not enough"
+    assert record["auto"]["verdict"] == "not enough" and record["sign"] == "-"
     assert "remaining codes fail" in record["auto"]["reason"]
-    chosen = next(t for t in record["auto"]["tried"] if t["s"] == record["lambda1"])
+    chosen = next(t for t in record["auto"]["tried"]
+                  if t["s"] == record["lambda1"] and t["sign"] == "-")
     assert chosen["remain_margin"] >= 0
-    assert all(t["remain_margin"] < 0 for t in record["auto"]["tried"] if t["s"] > 1e-2)
+    assert all(t["remain_margin"] < 0 for t in record["auto"]["tried"]
+               if t["s"] > 1e-2 and t["sign"] == "-")
 
 
 def test_verdicts_follow_the_codes():
     before = {"forget_margin": 2.0, "remain_margin": 3.0}
-    assert auto_verdict({"forget_margin": -5, "remain_margin": -0.1}, False, before) == "too far"
-    assert auto_verdict({"forget_margin": -5, "remain_margin": 1}, True, before) == "not yet"
-    assert auto_verdict({"forget_margin": 0.5, "remain_margin": 1}, False, before) == "not yet"
-    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 1}, False, before) == "not enough"
-    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, False, before) == "ok"
-    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, False, before,
+    assert auto_verdict({"forget_margin": -5, "remain_margin": -0.1}, before) == "too far"
+    assert auto_verdict({"forget_margin": 0.5, "remain_margin": 1}, before) == "not yet"
+    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 1}, before) == "not enough"
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, before) == "ok"
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, before,
                         keep=0.8) == "too far"
 
 
@@ -107,11 +123,11 @@ def test_a_model_that_misclassified_remaining_codes_before_is_judged_by_their_ac
     margin < 0): that alone is not "too far" (else every point would be, and nothing would be
     forgotten); losing a code it did recognise is."""
     before = {"forget_margin": 0.2, "remain_margin": -0.8, "A_R": 40.0}
-    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.9, "A_R": 40.0}, False,
+    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.9, "A_R": 40.0},
                         before) == "ok"
-    assert auto_verdict({"forget_margin": 0.1, "remain_margin": -0.7, "A_R": 40.0}, False,
+    assert auto_verdict({"forget_margin": 0.1, "remain_margin": -0.7, "A_R": 40.0},
                         before) == "not yet"
-    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.7, "A_R": 30.0}, False,
+    assert auto_verdict({"forget_margin": -0.5, "remain_margin": -0.7, "A_R": 30.0},
                         before) == "too far"
     assert auto_path(1e-2, 1.0, 2) == pytest.approx([1e-2, 10 ** -1.5, 1e-1, 10 ** -0.5, 1.0])
 

@@ -164,39 +164,50 @@ class Forgetter:
         check_lambdas(lambda1, lambda2)
         return {n: min(lambda1, lambda2 / m) if m > 0 else lambda1 for n, m in self.eta_max.items()}
 
-    def apply(self, lambda1: float, lambda2: float, into: nn.Module | None = None):
+    def perturb(self, lambda1: float, lambda2: float, sign: int,
+                into: nn.Module | None = None) -> nn.Module:
+        """Write ``w + sign * alpha * eta`` (``sign`` +1 or -1) into ``into`` (or a fresh copy of
+        the model) and return it; the original model is never changed."""
+        if sign not in (+1, -1):
+            raise MnemuError(f"the sign of a perturbation is +1 or -1, got {sign!r}")
+        alphas = self.alphas(lambda1, lambda2)
+        target = into if into is not None else _shell_copy(self.model)
+        original = dict(self.model.named_parameters())  # never written to
+        with torch.no_grad():
+            for n, p in target.named_parameters():
+                torch.add(original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
+        _sync(self.device)
+        return target
+
+    def apply(self, lambda1: float, lambda2: float, into: nn.Module | None = None,
+              sign: int | None = None):
         """Perturb and choose the sign; return ``(forgotten model, record)``.
 
         The result is written into ``into`` (a model of the same architecture, e.g. one reused
         across a grid) or into a fresh copy of the model; the original model is never changed.
+        Both signs are scored on the codes; the paper's rule keeps the one with the higher
+        A_R + E_F on them (ties: the larger forget-minus-remain loss gap), unless ``sign`` (+1 or
+        -1, as :func:`mnemu.auto_lambdas` decides) says which to keep.
         """
         began = time.perf_counter()
         alphas = self.alphas(lambda1, lambda2)
         target = into if into is not None else _shell_copy(self.model)
-        target_params = dict(target.named_parameters())
-        original = dict(self.model.named_parameters())  # never written to
         scores = {}
         perturb_seconds = time.perf_counter() - began
-        for sign in (+1, -1):
+        for candidate in (+1, -1):
             t0 = time.perf_counter()
-            with torch.no_grad():
-                for n, p in target_params.items():
-                    torch.add(original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
-            _sync(self.device)
+            self.perturb(lambda1, lambda2, candidate, into=target)
             perturb_seconds += time.perf_counter() - t0
-            scores[sign] = self.score(target)
+            scores[candidate] = self.score(target)
         plus, minus = scores[+1], scores[-1]
         tie = plus["score"] == minus["score"]
-        if tie:
+        if sign is None and tie:
             sign = +1 if plus["loss_gap"] >= minus["loss_gap"] else -1
-        else:
+        elif sign is None:
             sign = +1 if plus["score"] > minus["score"] else -1
         if sign == +1:  # the last candidate written was minus
             t0 = time.perf_counter()
-            with torch.no_grad():
-                for n, p in target_params.items():
-                    torch.add(original[n], self.eta[n], alpha=alphas[n], out=p.data)
-            _sync(self.device)
+            self.perturb(lambda1, lambda2, +1, into=target)
             perturb_seconds += time.perf_counter() - t0
         total = time.perf_counter() - began
         record = {
