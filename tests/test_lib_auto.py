@@ -16,7 +16,7 @@ from mnemu import Forgetter, MnemuError, auto_lambdas, forget
 from mnemu.checkpoint import Checkpoint
 from mnemu.data import DataSplits
 from mnemu.files import write_csv
-from mnemu.lambdas import auto_path, auto_verdict
+from mnemu.lambdas import AUTO_RATIO, auto_path, auto_verdict
 from mnemu.pipeline import choose_lambda_step, validation_split
 
 
@@ -62,7 +62,7 @@ def test_it_escalates_while_both_signs_tie_on_the_codes():
         return {"forget_margin": -10.0 if sign < 0 else 6.0, "remain_margin": 4.0}
 
     forgetter = ScriptedForgetter(script, BEFORE)
-    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0)
+    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, firm=1.0, beyond=1.0)
     assert record["lambda1"] == pytest.approx(10 ** (-11 / 4))
     assert record["lambda2"] == pytest.approx(100.0 * 10 ** (-11 / 4))
     assert record["auto"]["verdict"] == "ok" and record["lambda_rule"] == "auto"
@@ -88,13 +88,27 @@ def test_it_stops_before_the_remaining_codes_fail():
                 "remain_margin": 4.0 - 4.0 * max(log + 3, 0)}
 
     forgetter = ScriptedForgetter(script, BEFORE)
-    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, firm=2.5)
+    _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, firm=2.5, beyond=1.0,
+                             keep=0.0)
     # firm 2.5: needs forget_margin < -10, i.e. 3 - 10 (log + 4) < -10, log > -2.7 -> 10^-2.5;
     # the remaining codes hold there (margin 2): stop at the first firm point, verdict ok
     assert record["lambda1"] == pytest.approx(10 ** -2.5)
     assert record["auto"]["verdict"] == "ok" and record["sign"] == "-"
 
-    _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=7.0)
+    # beyond 10: on from 10^-2.5 to 10^-1.5, where the remaining codes have failed (from
+    # 10^-1.75): it backs off to the last point where they hold, 1e-2
+    _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=2.5,
+                             beyond=10.0, keep=0.0)
+    assert record["lambda1"] == pytest.approx(1e-2)
+    assert record["auto"]["verdict"] == "ok" and record["sign"] == "-"
+    # beyond 2: on to the first path point at or past twice 10^-2.5 (6.3e-3), 1e-2, where they
+    # still hold (margin 0)
+    _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=2.5,
+                             keep=0.0)
+    assert record["lambda1"] == pytest.approx(1e-2)
+
+    _, record = auto_lambdas(ScriptedForgetter(script, BEFORE), path=PATH, ratio=100.0, firm=7.0,
+                             keep=0.0)
     # firm 7: needs forget_margin < -28: log > -0.9, where the remaining codes have failed
     # (margin < 0 from 10^-1.75). The rule stops at the last point where they hold, 1e-2
     # (margin exactly 0), and says the forgetting is partial.
@@ -111,9 +125,14 @@ def test_it_stops_before_the_remaining_codes_fail():
 def test_verdicts_follow_the_codes():
     before = {"forget_margin": 2.0, "remain_margin": 3.0}
     assert auto_verdict({"forget_margin": -5, "remain_margin": -0.1}, before) == "too far"
-    assert auto_verdict({"forget_margin": 0.5, "remain_margin": 1}, before) == "not yet"
-    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 1}, before) == "not enough"
-    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, before) == "ok"
+    assert auto_verdict({"forget_margin": 0.5, "remain_margin": 2}, before) == "not yet"
+    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 2}, before,
+                        firm=1.0) == "not enough"
+    assert auto_verdict({"forget_margin": -1.5, "remain_margin": 2}, before) == "ok"  # firm 0
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, before, firm=1.0) == "ok"
+    # by default a remaining code may lose half its margin, not more (keep 0.5)
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, before) == "too far"
+    assert auto_verdict({"forget_margin": -2.5, "remain_margin": 1}, before, keep=0.0) == "ok"
     assert auto_verdict({"forget_margin": -2.5, "remain_margin": 2}, before,
                         keep=0.8) == "too far"
 
@@ -161,7 +180,7 @@ def test_auto_reads_no_data_and_forgets_the_code(monkeypatch):
         predicted = forgotten(codes).argmax(1).tolist()
     assert predicted[2] != 2 and [predicted[c] for c in (0, 1, 3)] == [0, 1, 3]
     assert record["auto"]["verdict"] == "ok" and record["lambda2"] == pytest.approx(
-        1e3 * record["lambda1"])
+        AUTO_RATIO * record["lambda1"])
     assert record["seconds"]["search"] > 0
     # the positional lambdas still work, and mixing both ways is refused in one line
     forget(model, codes, [2], 1e-3, 10.0)
