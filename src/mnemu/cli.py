@@ -119,9 +119,11 @@ def cmd_forget(args) -> None:
     Checkpoint(model, checkpoint.codes, checkpoint.model_spec, checkpoint.data, checkpoint.training,
                {**record, "history": history}).save(out)
     names = [checkpoint.class_names[c] for c in record["forget_classes"]]
+    how = (" (chosen by lambda auto)" if "auto" in record else
+           " (codes tied; chosen by their losses)" if record["tie"] else "")
     print(f"forgot classes {record['forget_classes']} ({', '.join(names)}) in "
           f"{record['seconds']['total']:.3f}s (Fisher {record['seconds']['fisher']:.3f}s); sign "
-          f"{record['sign']}{' (codes tied; chosen by their losses)' if record['tie'] else ''}; "
+          f"{record['sign']}{how}; "
           f"on the codes: A_R {record['code_scores'][record['sign']]['A_R']:.1f}, "
           f"E_F {record['code_scores'][record['sign']]['E_F']:.1f}")
     if "auto" in record:
