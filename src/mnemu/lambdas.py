@@ -218,46 +218,43 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
                               "order": len(tried)}
         return tried[i, sign]["verdict"]
 
-    def stop_of(sign: int) -> int:
-        """Where the sign stops: its first index that is "ok" or "too far" (bisection); from "ok"
-        on to ``beyond`` x its s, or the last point before that where the remaining codes hold;
-        at "too far" the point before it; the path's end if neither occurs."""
-        lo, hi = 0, len(strengths) - 1
+    def first(sign: int, lo: int, hi: int, past: tuple[str, ...]) -> int:
+        """The sign's first index in [lo, hi] whose verdict is in ``past`` (hi if none before)."""
         while lo < hi:
             mid = (lo + hi) // 2
-            if verdict(mid, sign) in ("ok", "too far"):
+            if verdict(mid, sign) in past:
                 hi = mid
             else:
                 lo = mid + 1
-        if verdict(lo, sign) == "too far":
-            if lo > 0:
-                verdict(lo - 1, sign)
-            return max(lo - 1, 0)
-        if verdict(lo, sign) != "ok":
-            return lo
-        far = next((j for j in range(lo, len(strengths)) if strengths[j] >= beyond * strengths[lo]),
-                   len(strengths) - 1)
-        if verdict(far, sign) != "too far":
-            return far
-        first_failing, hi = lo + 1, far  # the last point that holds lies in [lo, far)
-        while first_failing < hi:
-            mid = (first_failing + hi) // 2
-            if verdict(mid, sign) == "too far":
-                hi = mid
-            else:
-                first_failing = mid + 1
-        return first_failing - 1
+        return lo
 
-    stops = {sign: stop_of(sign) for sign in (+1, -1)}
+    def stop_of(sign: int) -> tuple[int, int]:
+        """Where the sign starts to count and where it stops: its first index that is "ok" or
+        "too far"; from "ok" on to ``beyond`` x its s, or the last point before that where the
+        remaining codes hold; at "too far" the point before it; the path's end if neither."""
+        start = first(sign, 0, len(strengths) - 1, ("ok", "too far"))
+        if verdict(start, sign) == "too far":
+            stop = max(start - 1, 0)
+            verdict(stop, sign)
+            return start, stop
+        if verdict(start, sign) != "ok":
+            return start, start
+        far = next((j for j in range(start, len(strengths))
+                    if strengths[j] >= beyond * strengths[start]), len(strengths) - 1)
+        if verdict(far, sign) != "too far":
+            return start, far
+        return start, first(sign, start + 1, far, ("too far",)) - 1
+
+    starts, stops = {}, {}
+    for g in (+1, -1):
+        starts[g], stops[g] = stop_of(g)
     sign = max(stops, key=lambda g: _preference(tried[stops[g], g]))
     chosen = tried[stops[sign], sign]
     outcome = chosen["verdict"]
     if outcome == "ok":
-        first_ok = min(t["s"] for t in tried.values()
-                       if t["sign"] == chosen["sign"] and t["verdict"] == "ok")
-        reason = (f"the forget codes are rejected from s = {first_ok:.3g}; stopped at "
-                  f"s = {chosen['s']:.3g} (up to {beyond:g} x further while the remaining codes "
-                  "hold)")
+        reason = (f"the forget codes are rejected from s = {strengths[starts[sign]]:.3g}; "
+                  f"stopped at s = {chosen['s']:.3g} (up to {beyond:g} x further while the "
+                  "remaining codes hold)")
     elif outcome == "too far":
         reason = "the remaining codes fail from the path's first point on, with either sign"
     elif any(t["verdict"] == "too far" for t in tried.values()):
