@@ -122,6 +122,36 @@ def test_it_stops_before_the_remaining_codes_fail():
                if t["s"] > 1e-2 and t["sign"] == "-")
 
 
+def test_past_beyond_it_goes_on_while_the_forget_code_is_only_just_rejected():
+    # Sign -: the forget code is rejected from 1e-4 on, only just (margin -0.5, above -enough x
+    # 4 = -2), and firmly (-3) from ``firm_from`` on; the remaining codes keep their margin (4)
+    # until ``loose_from``, then 2.5 (0.625 x: still above keep 0.5, below hold 0.7). Sign +
+    # wrecks the model from 1e-6 on.
+    def scripted(firm_from, loose_from):
+        def script(s, sign):
+            if sign > 0:
+                return ({"forget_margin": -100.0, "remain_margin": -50.0} if s >= 1e-6 else
+                        {"forget_margin": 4.0, "remain_margin": 4.0})
+            forget_margin = 3.0 if s < 1e-4 else -3.0 if s >= firm_from * (1 - 1e-9) else -0.5
+            return {"forget_margin": forget_margin,
+                    "remain_margin": 2.5 if s >= loose_from * (1 - 1e-9) else 4.0}
+        return ScriptedForgetter(script, BEFORE)
+
+    # on past 2 x 1e-4 to where the forget code is firmly rejected (and the rest still holds)
+    _, record = auto_lambdas(scripted(1e-2, 1.0), path=PATH, ratio=100.0)
+    assert record["lambda1"] == pytest.approx(1e-2) and record["sign"] == "-"
+    assert record["auto"]["verdict"] == "ok" and "100 x" in record["auto"]["reason"]
+    # ... but not to where the remaining codes have lost hold: the last point before, 10^-3.25
+    _, record = auto_lambdas(scripted(1e-2, 1e-3), path=PATH, ratio=100.0)
+    assert record["lambda1"] == pytest.approx(10 ** -3.25)
+    # without hold, or with a forget code firmly rejected by 2 x, it stops at 2 x: 10^-3.5
+    for forgetter, hold in ((scripted(1e-2, 1.0), None), (scripted(3e-4, 1.0), 0.7)):
+        _, record = auto_lambdas(forgetter, path=PATH, ratio=100.0, hold=hold)
+        assert record["lambda1"] == pytest.approx(10 ** -3.5)
+    # the tries stay a handful of bisections, not the path's 29 points per sign
+    assert record["auto"]["num_tried"] <= 18
+
+
 def test_verdicts_follow_the_codes():
     before = {"forget_margin": 2.0, "remain_margin": 3.0}
     assert auto_verdict({"forget_margin": -5, "remain_margin": -0.1}, before) == "too far"

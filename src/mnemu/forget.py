@@ -187,25 +187,26 @@ class Forgetter:
         across a grid) or into a fresh copy of the model; the original model is never changed.
         Both signs are scored on the codes; the paper's rule keeps the one with the higher
         A_R + E_F on them (ties: the larger forget-minus-remain loss gap), unless ``sign`` (+1 or
-        -1, as :func:`mnemu.auto_lambdas` decides) says which to keep.
+        -1, as :func:`mnemu.auto_lambdas` decides) says which to keep: then only that sign is
+        written and scored (``code_scores`` has it alone).
         """
         began = time.perf_counter()
         alphas = self.alphas(lambda1, lambda2)
         target = into if into is not None else _shell_copy(self.model)
         scores = {}
         perturb_seconds = time.perf_counter() - began
-        for candidate in (+1, -1):
+        for candidate in (+1, -1) if sign is None else (sign,):
             t0 = time.perf_counter()
             self.perturb(lambda1, lambda2, candidate, into=target)
             perturb_seconds += time.perf_counter() - t0
             scores[candidate] = self.score(target)
-        plus, minus = scores[+1], scores[-1]
-        tie = plus["score"] == minus["score"]
+        plus, minus = scores.get(+1), scores.get(-1)
+        tie = sign is None and plus["score"] == minus["score"]
         if sign is None and tie:
             sign = +1 if plus["loss_gap"] >= minus["loss_gap"] else -1
         elif sign is None:
             sign = +1 if plus["score"] > minus["score"] else -1
-        if sign == +1:  # the last candidate written was minus
+        if sign == +1 and minus is not None:  # the last candidate written was minus
             t0 = time.perf_counter()
             self.perturb(lambda1, lambda2, +1, into=target)
             perturb_seconds += time.perf_counter() - t0
@@ -216,7 +217,7 @@ class Forgetter:
             "lambda2": lambda2,
             "sign": "+" if sign > 0 else "-",
             "tie": tie,
-            "code_scores": {"+": plus, "-": minus},
+            "code_scores": {("+" if g > 0 else "-"): v for g, v in scores.items()},
             "alpha": alphas,
             "fisher_method": self.method,
             "eta_eps": self.eta_eps,
