@@ -131,6 +131,20 @@ def test_paper_dry_run_lists_every_target():
     assert counts["imagenet_data"] == 1 and counts["imagenet_finetune"] == 3
     assert counts["imagenet_evaluate"] == 3 * 3 and counts["forget_time_scaling"] == 3
     assert result.returncode == 0
+    # the models that forget (each benchmark's own t_mix, the main codes) and their lambda grids
+    # are scheduled first; the other t_mix values and the codes ablation are not
+    models = {b["id"]: b for b in config["benchmarks"] + config.get("appendix_benchmarks", [])}
+    first = {}
+    for block in re.split(r"\n(?=\[\w{3} )", out):  # a job's lines follow its time stamp
+        rule = re.search(r"^(?:local)?rule (train|lambda_grid):", block, re.M)
+        wildcards = re.search(r"wildcards: bench=(\w+), tmix=([0-9.]+), codes=(\w+)", block)
+        if rule and wildcards:
+            bench, tmix, codes = wildcards.groups()
+            forgets = (float(tmix) == float(models[bench]["t_mix"])
+                       and codes == config["code_distribution"])
+            first[rule.group(1), bench, tmix, codes] = ("priority: 10" in block, forgets)
+    assert len(first) > 20 and all(flag == forgets for flag, forgets in first.values())
+    assert any(forgets for _, forgets in first.values())
 
 
 def test_paper_dry_run_of_table2_and_fig3_lists_every_methods_jobs():

@@ -14,6 +14,7 @@ rule lambda_grid:
         f"{LOGS}/lambda_grid/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/lambda_grid/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}_forget{{classes}}.tsv"
+    priority: critical_first
     conda:
         "../../envs/mnemu.yaml"
     threads: resource("forget", "threads")

@@ -13,6 +13,7 @@ rule train:
         f"{LOGS}/train/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{bench}}_tmix{{tmix}}_{{codes}}_seed{{seed}}.tsv"
+    priority: critical_first
     conda:
         "../../envs/mnemu.yaml"
     threads: resource("train", "threads")
