@@ -298,8 +298,8 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
 
     starts, stops = {}, {}
     starts[-1], stops[-1] = stop_of(-1)
-    if tried[stops[-1], -1]["verdict"] == "ok" and verdict(starts[-1], +1) != "ok":
-        # sign + is not "ok" where - begins to be: not followed (see the docstring)
+    skipped = tried[stops[-1], -1]["verdict"] == "ok" and verdict(starts[-1], +1) != "ok"
+    if skipped:  # sign + is not "ok" where - begins to be: not followed (see the docstring)
         starts[+1] = stops[+1] = starts[-1]
     else:
         starts[+1], stops[+1] = stop_of(+1)
@@ -309,9 +309,11 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     if outcome == "ok":
         reason = (f"the forget codes are rejected from s = {strengths[starts[sign]]:.3g}; "
                   f"stopped at s = {chosen['s']:.3g} ({chosen['s'] / strengths[starts[sign]]:.3g} x; "
-                  f"{beyond:g} x while the remaining codes keep {keep:g} x their margin, further "
-                  f"while they keep {hold} x it and the forget codes are rejected by less than "
-                  f"{enough:g} x theirs)")
+                  f"{beyond:g} x while the remaining codes keep {keep:g} x their margin")
+        if hold is not None:
+            reason += (f", further while they keep {hold:g} x it and the forget codes are "
+                       f"rejected by less than {enough:g} x theirs")
+        reason += ")"
     elif outcome == "too far":
         reason = "the remaining codes fail from the path's first point on, with either sign"
     elif any(t["verdict"] == "too far" for t in tried.values()):
@@ -321,7 +323,10 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         reason = "the forget codes are not firmly rejected anywhere on the path: stopped at its end"
     reason += f" (sign {chosen['sign']}"
     other = tried[stops[-sign], -sign]
-    reason += f"; sign {other['sign']} stopped at s = {other['s']:.3g}, {other['verdict']})"
+    if skipped:
+        reason += f"; sign + not followed: {other['verdict']} at s = {other['s']:.3g})"
+    else:
+        reason += f"; sign {other['sign']} stopped at s = {other['s']:.3g}, {other['verdict']})"
     if before["remain_margin"] <= 0:  # see auto_verdict
         reason += (f"; before forgetting the model recognised only {before['A_R']:.0f} % of its "
                    "remaining codes, so the codes cannot guard the classes of the others")
