@@ -248,31 +248,26 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         return before["remain_margin"] <= 0 or (
             tried[i, sign]["remain_margin"] >= hold * before["remain_margin"])
 
-    def first(sign: int, lo: int, hi: int, past: tuple[str, ...]) -> int:
-        """The sign's first index in [lo, hi] whose verdict is in ``past`` (hi if none before)."""
+    def first_where(lo: int, hi: int, reached) -> int:
+        """The first index in [lo, hi] where ``reached(index)`` (hi if none before), by
+        bisection: ``reached`` must be false, then true, along the path."""
         while lo < hi:
             mid = (lo + hi) // 2
-            if verdict(mid, sign) in past:
+            if reached(mid):
                 hi = mid
             else:
                 lo = mid + 1
         return lo
+
+    def first(sign: int, lo: int, hi: int, past: tuple[str, ...]) -> int:
+        """The sign's first index in [lo, hi] whose verdict is in ``past`` (hi if none before)."""
+        return first_where(lo, hi, lambda i: verdict(i, sign) in past)
 
     def going(i: int, sign: int) -> bool:
         """Past ``beyond``: is the forget code only just rejected (by less than ``enough`` x its
         margin before) while every remaining code holds firmly?"""
         return holds(i, sign) and (
             tried[i, sign]["forget_margin"] > -enough * max(before["forget_margin"], 0.0))
-
-    def first_stopping(sign: int, lo: int, hi: int) -> int:
-        """The sign's first index in [lo, hi] that is not going (hi if none before; lo goes)."""
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if going(mid, sign):
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
 
     def stop_of(sign: int) -> tuple[int, int]:
         """Where the sign starts to count and where it stops: its first index that is "ok" or
@@ -293,7 +288,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
             return start, first(sign, start + 1, far, ("too far",)) - 1
         if hold is None or not going(far, sign):
             return start, far
-        end = first_stopping(sign, far, len(strengths) - 1)
+        end = first_where(far, len(strengths) - 1, lambda i: not going(i, sign))
         return start, end if holds(end, sign) else end - 1
 
     starts, stops = {}, {}
