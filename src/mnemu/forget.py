@@ -200,15 +200,17 @@ class Forgetter:
             self.perturb(lambda1, lambda2, candidate, into=target)
             perturb_seconds += time.perf_counter() - t0
             scores[candidate] = self.score(target)
-        plus, minus = scores.get(+1), scores.get(-1)
-        tie = sign is None and plus["score"] == minus["score"]
-        if sign is None and tie:
-            sign = +1 if plus["loss_gap"] >= minus["loss_gap"] else -1
-        elif sign is None:
-            sign = +1 if plus["score"] > minus["score"] else -1
-        if sign == +1 and minus is not None:  # the last candidate written was minus
+        tie = False
+        if sign is None:
+            plus, minus = scores[+1], scores[-1]
+            tie = plus["score"] == minus["score"]
+            if tie:
+                sign = +1 if plus["loss_gap"] >= minus["loss_gap"] else -1
+            else:
+                sign = +1 if plus["score"] > minus["score"] else -1
+        if sign != candidate:  # the target holds the last candidate written
             t0 = time.perf_counter()
-            self.perturb(lambda1, lambda2, +1, into=target)
+            self.perturb(lambda1, lambda2, sign, into=target)
             perturb_seconds += time.perf_counter() - t0
         total = time.perf_counter() - began
         record = {

@@ -85,8 +85,7 @@ def critical_first(wildcards):
     last (make cpu, seed 0: that CNN's training began 50 minutes in, its grid 19 minutes after
     the model was ready, and one core idled at the end). A priority function needs Snakemake
     9.27 or later."""
-    forgets = float(wildcards.tmix) == float(MODELS[wildcards.bench]["t_mix"])
-    return 10 if forgets and wildcards.codes == CODES else 0
+    return 10 if run_of(wildcards) == main_run_of(wildcards) else 0
 
 
 def _forget(classes_list, variant=""):
