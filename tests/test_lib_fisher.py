@@ -585,14 +585,19 @@ def test_paper_models_need_no_fallback(name, monkeypatch):
 # --- many row blocks, both convolution paths, on a Fisher with few zero entries -----------------
 
 
-def test_blocked_square_sum_over_many_blocks():
+@pytest.mark.parametrize("square_sum, per_row", [("_blocked_square_sum", 3 * 2 * 5),  # n*b*k
+                                                   ("_sample_by_sample_square_sum", 3 * 2 * 5)])  # (G+1)*b*k
+def test_square_sums_over_many_blocks(square_sum, per_row):
     """acc[g, b, o, k] += sum_n w[g, n] * (left[n, b, o] @ right[n, b, :, k])^2 with a scratch
-    of 2 rows: 7 blocks, the last one shorter; the reference is an einsum in float64."""
+    of 2 rows: 7 blocks, the last one shorter; a sample weighted in no group, one in a single
+    group; the reference is an einsum in float64."""
     generator = torch.Generator().manual_seed(8)
     left, right = torch.randn(3, 2, 13, 4, generator=generator), torch.randn(3, 2, 4, 5, generator=generator)
     w = torch.rand(2, 3, generator=generator)
+    w[:, 1] = 0.0
+    w[1, 2] = 0.0
     acc = torch.ones(2, 2, 13, 5)  # adds to what is there
-    mnemu.fisher._blocked_square_sum(left, right, w, acc, torch.empty(3 * 2 * 2 * 5 + 7))
+    getattr(mnemu.fisher, square_sum)(left, right, w, acc, torch.empty(2 * per_row + 7))
     products = torch.einsum("nbol,nblk->nbok", left.double(), right.double())
     expected = 1 + torch.einsum("gn,nbok->gbok", w.double(), products.square())
     assert_close_rel(acc, expected, "acc")
@@ -618,32 +623,47 @@ class SmoothNet(nn.Module):
         return self.head(x.mean(1))
 
 
-@pytest.mark.parametrize("conv_path", ["grouped", "unfold"])
-def test_hooks_over_many_row_blocks(conv_path, monkeypatch):
-    """A scratch of a few rows makes every blocked product take many blocks; both CPU paths for
-    convolutions (samples as groups, unfolded inputs) are forced in turn."""
+#: Row blocks each square-sum method takes on SmoothNet with a 150-element scratch (2 groups, 6
+#: samples): the sequence Linear (10 rows of 12) always; when unfolded the convolutions too (12
+#: rows of 27, 3 groups of 4 rows of 36, the depthwise one's single row per group).
+EXPECTED_BLOCKS = {
+    # n * b * k elements a row: 2 rows of the Linear a block, the convolutions a row at a time
+    ("_blocked_square_sum", "grouped"): [5],
+    ("_blocked_square_sum", "unfold"): [1, 4, 5, 12],
+    # (groups + 1) * b * k elements a row: 4 rows of the Linear a block
+    ("_sample_by_sample_square_sum", "grouped"): [3],
+    ("_sample_by_sample_square_sum", "unfold"): [1, 3, 4, 12],
+}
+
+
+@pytest.mark.parametrize("square_sum, conv_path", list(EXPECTED_BLOCKS))
+def test_hooks_over_many_row_blocks(square_sum, conv_path, monkeypatch):
+    """A scratch of a few rows makes every product take many blocks; both CPU paths for
+    convolutions (samples as groups, unfolded inputs) and both ways of summing squared products
+    (the GPU's batched blocks, the CPU's sample by sample) are forced in turn."""
     monkeypatch.setattr(mnemu.fisher, "BLOCK_ELEMENTS", {"cpu": 150, "cuda": 150})
     monkeypatch.setattr(mnemu.fisher, "GROUPED_CONV_MIN_POSITIONS", 0 if conv_path == "grouped" else 10**9)
     blocks = []
-    real = mnemu.fisher._blocked_square_sum
+    real = getattr(mnemu.fisher, square_sum)
 
     def count_blocks(left, right, w, acc, scratch):
         n, b, rows, _ = left.shape
-        blocks.append(-(-rows // max(1, scratch.numel() // (n * b * right.shape[-1]))))
+        per_row = b * right.shape[-1] * (n if square_sum == "_blocked_square_sum" else w.shape[0] + 1)
+        blocks.append(-(-rows // max(1, scratch.numel() // per_row)))
         return real(left, right, w, acc, scratch)
 
-    monkeypatch.setattr(mnemu.fisher, "_blocked_square_sum", count_blocks)
+    monkeypatch.setattr(mnemu.fisher, "_square_sum", count_blocks)
     torch.manual_seed(0)
     model = SmoothNet()
     x, y = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(9)), torch.arange(6) % 3
     weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(10))
+    weights[:, 4] = 0.0  # a sample in no group: skipped, not mistaken for another
+    weights[0, 1] = 0.0  # a sample in one group only
     expected = brute_force(model, x, y, weights)
     nonzero = sum(int((t != 0).sum()) for t in expected.values()) / sum(t.numel() for t in expected.values())
     assert nonzero > 0.99  # a block that read the wrong rows could not hide behind zeros
     assert_matches(sum_squared_grads(model, x, y, weights, chunk_size=6), expected)
-    # the sequence Linear (10 rows, 2 a block) always; when unfolded the convolutions too: 12
-    # rows one at a time, 3 groups of 4, and the depthwise one's single row per group
-    assert sorted(blocks) == ([5] if conv_path == "grouped" else [1, 4, 5, 12])
+    assert sorted(blocks) == EXPECTED_BLOCKS[square_sum, conv_path]
 
 
 # --- streaming a data set -----------------------------------------------------------------------
