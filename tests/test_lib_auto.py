@@ -5,6 +5,7 @@ the remaining codes fail; selection on the validation split never reads the test
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
@@ -40,8 +41,10 @@ class ScriptedForgetter:
         return {"A_R": 100.0, "E_F": 100.0, "score": 200.0, "loss_gap": 0.0,
                 **self.script(lambda1, sign)}
 
-    def apply(self, lambda1, lambda2, into=None, sign=None):
+    def apply(self, lambda1, lambda2, into=None, sign=None, code_scores=None):
         scores = {g: self.score(("perturbed", lambda1, g)) for g in (+1, -1)}
+        if code_scores is not None:  # auto passes what it scored at the chosen point
+            assert code_scores == scores[sign]
         record = {"lambda1": lambda1, "lambda2": lambda2, "sign": "+" if sign > 0 else "-",
                   "tie": False, "code_scores": {"+": scores[+1], "-": scores[-1]},
                   "seconds": {"total": 0.0}}
@@ -150,6 +153,41 @@ def test_past_beyond_it_goes_on_while_the_forget_code_is_only_just_rejected():
         assert record["lambda1"] == pytest.approx(10 ** -3.5)
     # the tries stay a handful of bisections, not the path's 29 points per sign
     assert record["auto"]["num_tried"] <= 18
+
+
+FINE_PATH = [10.0 ** (e / 32) for e in range(-7 * 32, 1)]  # auto's own path: 225 points
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_guessed_tries_find_what_bisection_finds(seed, monkeypatch):
+    """Margins that cross their limits along straight lines in s (as they nearly do where they
+    cross) are found in a few guessed tries; margins that do not (steps, plateaus, a model
+    wrecked past a point) in more tries than bisection, but not twice as many here; the stopping
+    point is the same either way."""
+    generator = random.Random(seed)
+    crossing = 10 ** generator.uniform(-6, -2)  # where sign -'s forget margin crosses 0
+    fail = crossing * 10 ** generator.uniform(0.2, 2)  # where the remaining codes' one hits 2
+    wreck = fail * 10 ** generator.uniform(0, 1)  # beyond it the margins blow up
+    smooth = seed % 2 == 0
+
+    def script(s, sign):
+        if sign > 0:
+            return {"forget_margin": 4.0 + s, "remain_margin": 4.0 - 2.0 * s / fail}
+        if s >= wreck:
+            return {"forget_margin": -1e6, "remain_margin": -1e6}
+        if smooth:
+            return {"forget_margin": 4.0 * (1 - s / crossing), "remain_margin": 4.0 - 2.0 * s / fail}
+        # steps: flat, then a jump at each point, with a plateau in between
+        return {"forget_margin": 3.0 if s < crossing else -0.5 if s < 10 * crossing else -3.0,
+                "remain_margin": 4.0 if s < fail else 1.0}
+
+    _, guided = auto_lambdas(ScriptedForgetter(script, BEFORE), path=FINE_PATH, ratio=100.0)
+    monkeypatch.setattr(mnemu.lambdas, "GUESS_STRIKES", 0)  # bisection alone
+    _, bisected = auto_lambdas(ScriptedForgetter(script, BEFORE), path=FINE_PATH, ratio=100.0)
+    assert (guided["lambda1"], guided["sign"]) == (bisected["lambda1"], bisected["sign"])
+    assert guided["auto"]["verdict"] == bisected["auto"]["verdict"]
+    tries, plain = guided["auto"]["num_tried"], bisected["auto"]["num_tried"]
+    assert tries < plain if smooth else tries < 2 * plain
 
 
 def test_verdicts_follow_the_codes():
@@ -266,3 +304,20 @@ def test_the_validation_split_is_carved_from_the_training_split(monkeypatch, tmp
     assert torch.equal(x, train[0][0]) and y == train[0][1]
     with pytest.raises(MnemuError, match="validation_per_class must be at least 1"):
         validation_split(checkpoint, str(tmp_path), 0)
+
+
+def test_the_chosen_point_is_not_scored_twice(monkeypatch):
+    """auto hands the scores it has for its chosen point to ``apply``, which then writes that
+    sign's perturbation and runs no forward; scores without a sign are refused."""
+    model, codes = memorised_mlp()
+    forgetter = Forgetter(model, codes, [1])
+    calls = []
+    real = Forgetter.score
+    monkeypatch.setattr(Forgetter, "score", lambda self, m: calls.append(m) or real(self, m))
+    _, record = auto_lambdas(forgetter)
+    assert len(calls) == record["auto"]["num_tried"] + 1  # the model before, then each try
+    chosen = next(t for t in record["auto"]["tried"]
+                  if t["s"] == record["lambda1"] and t["sign"] == record["sign"])
+    assert record["code_scores"][record["sign"]]["forget_margin"] == chosen["forget_margin"]
+    with pytest.raises(MnemuError, match="give the sign"):
+        forgetter.apply(1e-4, 10.0, code_scores=record["code_scores"][record["sign"]])

@@ -180,7 +180,7 @@ class Forgetter:
         return target
 
     def apply(self, lambda1: float, lambda2: float, into: nn.Module | None = None,
-              sign: int | None = None):
+              sign: int | None = None, code_scores: dict | None = None):
         """Perturb and choose the sign; return ``(forgotten model, record)``.
 
         The result is written into ``into`` (a model of the same architecture, e.g. one reused
@@ -188,8 +188,11 @@ class Forgetter:
         Both signs are scored on the codes; the paper's rule keeps the one with the higher
         A_R + E_F on them (ties: the larger forget-minus-remain loss gap), unless ``sign`` (+1 or
         -1, as :func:`mnemu.auto_lambdas` decides) says which to keep: then only that sign is
-        written and scored (``code_scores`` has it alone).
+        written and scored (``code_scores`` has it alone), or not scored again when the caller
+        passes its ``code_scores`` (as :meth:`score` gave them for that sign and lambdas).
         """
+        if code_scores is not None and sign is None:
+            raise MnemuError("code_scores are those of one sign: give the sign too")
         began = time.perf_counter()
         alphas = self.alphas(lambda1, lambda2)
         target = into if into is not None else _shell_copy(self.model)
@@ -199,7 +202,7 @@ class Forgetter:
             t0 = time.perf_counter()
             self.perturb(lambda1, lambda2, candidate, into=target)
             perturb_seconds += time.perf_counter() - t0
-            scores[candidate] = self.score(target)
+            scores[candidate] = self.score(target) if code_scores is None else dict(code_scores)
         tie = False
         if sign is None:
             plus, minus = scores[+1], scores[-1]
