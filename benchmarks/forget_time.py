@@ -34,19 +34,22 @@ import mnemu
 from mnemu.fisher import default_chunk_size, sum_squared_grads
 
 
-def timed(fn, device, repeats):
-    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+def timed(fns: dict, device, repeats) -> dict:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds after one warm-up round; the
+    functions take turns within a round, so that a machine that slows down or speeds up for a
+    while (other jobs, frequency) weighs on all of them alike and their ratios stay honest."""
+    times = {name: [] for name in fns}
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            began = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if round_:
+                times[name].append(time.perf_counter() - began)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def group_weights(num_classes: int) -> torch.Tensor:
@@ -159,23 +162,26 @@ def measure(args, num_classes, device, methods) -> dict:
     def forget():
         records.append(mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)[1])
 
-    row = {"classes": num_classes, "backward_floor": timed(backward_floor, device, args.repeats),
-           "inference_floor": timed(inference_floor, device, args.repeats)}
-    row["floor"] = row["backward_floor"] + row["inference_floor"]
-    row["forget"] = timed(forget, device, args.repeats)
-    parts = [r["seconds"] for r in records[1:]]  # after the warm-up
-    row["forget_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    fns = {"backward_floor": backward_floor, "inference_floor": inference_floor, "forget": forget}
     for name in methods:
         if name in ("backpack", "opacus"):
             run = CANDIDATES[name]
-            fn = lambda: run(build(args, num_classes, device)[0], codes, labels, weights)  # noqa: E731
+            fns[f"fisher_{name}"] = lambda run=run: run(build(args, num_classes, device)[0], codes,  # noqa: E731
+                                                        labels, weights)
         else:
-            fn = lambda name=name: sum_squared_grads(model, codes, labels, weights, method=name,  # noqa: E731
-                                                     chunk_size=chunk)
-        try:
-            row[f"fisher_{name}"] = timed(fn, device, args.repeats)
+            fns[f"fisher_{name}"] = lambda name=name: sum_squared_grads(  # noqa: E731
+                model, codes, labels, weights, method=name, chunk_size=chunk)
+    row = {"classes": num_classes}
+    for name in [n for n in fns if n.startswith("fisher_")]:
+        try:  # a candidate library may not take this model
+            fns[name]()
         except Exception as err:
-            row[f"fisher_{name}"] = f"unavailable: {type(err).__name__}"
+            row[name] = f"unavailable: {type(err).__name__}"
+            del fns[name]
+    row.update(timed(fns, device, args.repeats))
+    row["floor"] = row["backward_floor"] + row["inference_floor"]
+    parts = [r["seconds"] for r in records[1:]]  # after the warm-up
+    row["forget_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
     return row
 
 
