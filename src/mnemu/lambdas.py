@@ -199,8 +199,8 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     each sign is followed on its own: a tried point is perturbed with that sign, scored on the
     codes and judged by :func:`auto_verdict`. Verdicts rise with s (not yet -> not enough -> ok
     -> too far), so each sign's first point that is "ok" or "too far" is found by bisection
-    (about log2 of the path's length tries; fewer where the margins' secant guesses well); a sign that is too far there stops at the point
-    before it (forgetting then is partial). From an "ok" point the sign goes on to ``beyond``
+    (about log2 of the path's length tries; fewer where the margins' secant guesses well); a
+    sign that is too far there stops at the point before it (forgetting then is partial). From an "ok" point the sign goes on to ``beyond``
     times its s (the first path point there), backing off by bisection to the last point before
     the remaining codes fail if they fail there, and further (by bisection, to where the forget
     codes are rejected by ``enough`` x their margin before, or the last point before that where
@@ -261,7 +261,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         return before["remain_margin"] <= 0 or (
             tried[i, sign]["remain_margin"] >= hold * before["remain_margin"])
 
-    def guess(sign: int, lo: int, hi: int, limits) -> int | None:
+    def guess(sign: int, limits) -> int | None:
         """Where the sign's first index past ``limits`` probably is: the straight line in s of
         each margin through the sign's two latest tries (the model before forgetting counts as
         a try at s = 0), crossing its limit (a secant step). ``limits``: ``(margin key, value)``
@@ -283,16 +283,15 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
 
     def first_where(lo: int, hi: int, reached, guessed=None) -> int:
         """The first index in [lo, hi] where ``reached(index)`` (hi if none before): ``reached``
-        must be false, then true, along the path. Each try goes where ``guessed(lo, hi)`` puts
-        it (an index; one index outside the bracket means its edge: a guess just past a tried
-        point checks its neighbour), else to the middle: when there is no guess, when it is
-        further outside, and after GUESS_STRIKES guesses in a row that did not halve the
-        bracket. The answer is plain bisection's; on the development requests (small
-        configuration, seeds 2 and 3, classes 0-9) the tries fell from 1,008 to 765."""
+        must be false, then true, along the path. Each try goes where ``guessed()`` puts it (an
+        index; one index outside the bracket means its edge: a guess just past a tried point
+        checks its neighbour), else to the middle: when there is no guess, when it is further
+        outside, and after GUESS_STRIKES guesses in a row that did not halve the bracket. The
+        answer is plain bisection's; only the number of tries differs."""
         strikes = 0
         while lo < hi:
             width = hi - lo
-            guess_index = guessed(lo, hi) if guessed is not None and strikes < GUESS_STRIKES else None
+            guess_index = guessed() if guessed is not None and strikes < GUESS_STRIKES else None
             guided = guess_index is not None and lo - 1 <= guess_index <= hi
             mid = min(max(guess_index, lo), hi - 1) if guided else (lo + hi) // 2
             if reached(mid):
@@ -305,7 +304,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     def first(sign: int, lo: int, hi: int, past: tuple[str, ...], limits) -> int:
         """The sign's first index in [lo, hi] whose verdict is in ``past`` (hi if none before)."""
         return first_where(lo, hi, lambda i: verdict(i, sign) in past,
-                           lambda lo_, hi_: guess(sign, lo_, hi_, limits))
+                           lambda: guess(sign, limits))
 
     def going(i: int, sign: int) -> bool:
         """Past ``beyond``: is the forget code only just rejected (by less than ``enough`` x its
@@ -333,7 +332,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         if hold is None or not going(far, sign):
             return start, far
         end = first_where(far, len(strengths) - 1, lambda i: not going(i, sign),
-                          lambda lo, hi: guess(sign, lo, hi, firmly_rejected + weakening))
+                          lambda: guess(sign, firmly_rejected + weakening))
         return start, end if holds(end, sign) else end - 1
 
     starts, stops = {}, {}
