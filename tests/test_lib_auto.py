@@ -34,6 +34,10 @@ class ScriptedForgetter:
         self.calls.append((lambda1, sign))
         return ("perturbed", lambda1, sign)
 
+    @property
+    def scores_before(self):
+        return self.score(self.model)
+
     def score(self, model):
         if model is self.model:
             return {"A_R": 100.0, "E_F": 0.0, **self.before}
@@ -308,16 +312,31 @@ def test_the_validation_split_is_carved_from_the_training_split(monkeypatch, tmp
 
 def test_the_chosen_point_is_not_scored_twice(monkeypatch):
     """auto hands the scores it has for its chosen point to ``apply``, which then writes that
-    sign's perturbation and runs no forward; scores without a sign are refused."""
+    sign's perturbation and runs no forward; scores without a sign are refused. The model
+    before forgetting is scored by the Fisher pass's forward, not by one of its own."""
     model, codes = memorised_mlp()
     forgetter = Forgetter(model, codes, [1])
     calls = []
     real = Forgetter.score
     monkeypatch.setattr(Forgetter, "score", lambda self, m: calls.append(m) or real(self, m))
     _, record = auto_lambdas(forgetter)
-    assert len(calls) == record["auto"]["num_tried"] + 1  # the model before, then each try
+    assert len(calls) == record["auto"]["num_tried"]  # each try, and nothing else
     chosen = next(t for t in record["auto"]["tried"]
                   if t["s"] == record["lambda1"] and t["sign"] == record["sign"])
     assert record["code_scores"][record["sign"]]["forget_margin"] == chosen["forget_margin"]
     with pytest.raises(MnemuError, match="give the sign"):
         forgetter.apply(1e-4, 10.0, code_scores=record["code_scores"][record["sign"]])
+
+
+@pytest.mark.parametrize("method", ["hooks", "vmap", "loop"])
+def test_the_fisher_pass_scores_the_model_before_as_a_forward_of_its_own_would(method):
+    """Forgetter.scores_before comes from the Fisher pass's forward, a chunk at a time; it says
+    what Forgetter.score says of the unchanged model (a forward of its own), and so does it
+    where the Fisher was given."""
+    model, codes = memorised_mlp()
+    forgetter = Forgetter(model, codes, [1, 2], method=method, chunk_size=3)
+    own = forgetter.score(model)
+    assert forgetter.scores_before == pytest.approx(own, abs=1e-5)
+    assert own["E_F"] == 0.0 and own["forget_margin"] > 0  # a model that recognises its codes
+    given = Forgetter(model, codes, [1, 2], fisher=(forgetter.eta, forgetter.eta))
+    assert given.scores_before == pytest.approx(own, abs=1e-5)

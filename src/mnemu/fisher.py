@@ -310,6 +310,7 @@ def sum_squared_grads(
     method: str = "hooks",
     chunk_size: int | None = None,
     loss_fn: LossFn = cross_entropy_per_sample,
+    on_output: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``S[name][g] = sum_n weights[g, n] * (d loss(model(x_n), y_n) / d param)^2``.
 
@@ -318,7 +319,10 @@ def sum_squared_grads(
     ``weights`` ``[G, N]`` may live on any device. Work happens on the model's device,
     ``chunk_size`` samples at a time (default: :func:`default_chunk_size`), with the model in eval
     mode (restored afterwards). Every parameter tensor is included, trainable or not. Returns
-    ``{parameter name: tensor [G, *parameter.shape]}`` (float32).
+    ``{parameter name: tensor [G, *parameter.shape]}`` (float32). ``on_output(start, output)``
+    is called for each chunk with the model's (detached) output on it, the samples from
+    ``start`` on: the "hooks" method's own forward, so that scoring the model on the same inputs
+    costs no second one.
     """
     if method not in METHODS:
         raise MnemuError(f"unknown Fisher method {method!r}; use one of {', '.join(METHODS)}")
@@ -336,12 +340,18 @@ def sum_squared_grads(
         for start, x, y in _chunks(inputs, labels, chunk_size):
             x, y = x.to(device), y.to(device)
             w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
-            if method == "loop":
-                _loop(model, params, x, y, w, acc, loss_fn)
-            elif method == "vmap":
-                _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+            if method == "hooks":
+                out = _hooks(model, params, x, y, w, acc, loss_fn, scratch)
             else:
-                _hooks(model, params, x, y, w, acc, loss_fn, scratch)
+                if method == "loop":
+                    _loop(model, params, x, y, w, acc, loss_fn)
+                else:
+                    _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+                if on_output is not None:
+                    with torch.no_grad():
+                        out = model(x)
+            if on_output is not None:
+                on_output(start, out.detach())
     finally:
         for n, p in params.items():
             p.requires_grad_(flags[n])
@@ -473,13 +483,15 @@ class _Hooks:
             handle.remove()
 
 
-def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
+def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> torch.Tensor:
+    """Accumulates the chunk's per-sample squared gradients; returns the model's output on it."""
     hooks = _Hooks(model, acc, w, scratch)
     try:
         for p in params.values():
             p.requires_grad_(False)  # no parameter gradients: only what flows to the input
         x = x.detach().requires_grad_(True)
-        loss = loss_fn(model(x), y).sum()
+        out = model(x)
+        loss = loss_fn(out, y).sum()
         if loss.requires_grad:
             torch.autograd.grad(loss, x)
         hooks.flush()
@@ -493,6 +505,7 @@ def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> None:
             _vmap(model, params, rest, x.detach(), y, w, acc, loss_fn)
         except Exception:  # an op vmap cannot batch: fall back to the exact loop for these
             _loop(model, {n: params[n] for n in rest}, x.detach(), y, w, acc, loss_fn)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,6 +520,7 @@ def class_fisher(
     method: str = "hooks",
     chunk_size: int | None = None,
     loss_fn: LossFn = cross_entropy_per_sample,
+    on_output: Callable[[int, torch.Tensor], None] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """Diagonal Fisher of each class set, as Eq. 6 averages it.
 
@@ -515,7 +529,7 @@ def class_fisher(
     per class this is the mean over S's codes. ``inputs`` ``[N, ...]`` with ``labels`` ``[N]``,
     or a data set (streamed, see :func:`sum_squared_grads`) whose ``.labels`` are used when
     ``labels`` is None: a whole training split never sits in memory. Returns one
-    ``{name: tensor}`` per class set.
+    ``{name: tensor}`` per class set; ``on_output`` as for :func:`sum_squared_grads`.
     """
     if labels is None:
         labels = getattr(inputs, "labels", None)
@@ -532,5 +546,5 @@ def class_fisher(
                 raise MnemuError(f"class {c} has no samples (codes) to compute its Fisher from")
             weights[k, labels == c] = 1.0 / (len(classes) * counts[c].item())
     sums = sum_squared_grads(model, inputs, labels, weights, method=method, chunk_size=chunk_size,
-                             loss_fn=loss_fn)
+                             loss_fn=loss_fn, on_output=on_output)
     return [{n: s[k] for n, s in sums.items()} for k in range(len(class_sets))]

@@ -147,9 +147,13 @@ class Forgetter:
         _check_eta_eps(eta_eps)  # before the Fisher, which may take long
         self.eta_eps = eta_eps
         began = time.perf_counter()
+        self._scores_before = None
         if fisher is None:
-            f_forget, f_remain = class_fisher(model, inputs, self.labels, [self.forget, self.remain],
-                                              method=method, chunk_size=self.chunk_size)
+            stats = _CodeStats(self)  # its forward scores the model before forgetting
+            f_forget, f_remain = class_fisher(
+                model, inputs, self.labels, [self.forget, self.remain], method=method,
+                chunk_size=self.chunk_size, on_output=stats.add)
+            self._scores_before = stats.scores()
         else:
             f_forget, f_remain = fisher
         # our own Fisher tensors are overwritten in place; the caller's are left alone
@@ -158,6 +162,14 @@ class Forgetter:
                                               overwrite=fisher is None)
         _sync(self.device)
         self.fisher_seconds = time.perf_counter() - began
+
+    @property
+    def scores_before(self) -> dict:
+        """:meth:`score` of the model before forgetting, from the Fisher pass's own forward over
+        the codes (a forward of its own where the Fisher was given)."""
+        if self._scores_before is None:
+            self._scores_before = self.score(self.model)
+        return self._scores_before
 
     def alphas(self, lambda1: float, lambda2: float) -> dict[str, float]:
         """Eq. 7 for every parameter tensor."""
@@ -246,22 +258,42 @@ class Forgetter:
         Eval mode: the codes must not move BatchNorm's running statistics."""
         was_training = model.training
         model.eval()
-        logits = torch.cat([model(x.to(self.device)) for _, x, _ in
-                            _chunks(self.inputs, self.labels, self.chunk_size)]).float()
+        stats = _CodeStats(self)
+        for start, x, _ in _chunks(self.inputs, self.labels, self.chunk_size):
+            stats.add(start, model(x.to(self.device)))
         model.train(was_training)
-        metrics = forgetting_metrics(self.labels, logits.argmax(1).cpu(), self.forget,
-                                     self.num_classes)
-        labels = self.labels.to(logits.device)
-        losses = F.cross_entropy(logits, labels, reduction="none")
-        is_forget = torch.isin(labels, torch.tensor(self.forget, device=labels.device))
-        loss_gap = (losses[is_forget].mean() - losses[~is_forget].mean()).item()
+        return stats.scores()
+
+
+class _CodeStats:
+    """What :meth:`Forgetter.score` needs of a model's outputs on the codes, gathered a chunk at a
+    time (prediction, loss and margin per code: no [codes x classes] logits are kept)."""
+
+    def __init__(self, forgetter: Forgetter):
+        self.forgetter = forgetter
+        n = len(forgetter.labels)
+        self.predicted = torch.empty(n, dtype=torch.long)
+        self.losses, self.margins = torch.empty(n), torch.empty(n)
+
+    def add(self, start: int, output: torch.Tensor) -> None:
+        logits = output.float()
+        end = start + len(logits)
+        labels = self.forgetter.labels[start:end].to(logits.device)
+        self.predicted[start:end] = logits.argmax(1).cpu()
+        self.losses[start:end] = F.cross_entropy(logits, labels, reduction="none").cpu()
         own = logits.gather(1, labels[:, None])[:, 0]
         others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
-        margins = own - others
+        self.margins[start:end] = (own - others).cpu()
+
+    def scores(self) -> dict:
+        f = self.forgetter
+        metrics = forgetting_metrics(f.labels, self.predicted, f.forget, f.num_classes)
+        is_forget = torch.isin(f.labels, torch.tensor(f.forget))
+        loss_gap = (self.losses[is_forget].mean() - self.losses[~is_forget].mean()).item()
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],
                 "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap,
-                "forget_margin": margins[is_forget].max().item(),
-                "remain_margin": margins[~is_forget].min().item()}
+                "forget_margin": self.margins[is_forget].max().item(),
+                "remain_margin": self.margins[~is_forget].min().item()}
 
 
 def _shell_copy(model: nn.Module) -> nn.Module:

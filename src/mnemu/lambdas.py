@@ -135,10 +135,18 @@ AUTO_KEEP = 0.5
 #: 20 (17), the MLP is unchanged. On the CNN of config/cpu.yaml the margin of the remaining codes
 #: falls to 0.5-0.7 x by 2 x, so the rule seldom goes further there.
 AUTO_HOLD, AUTO_ENOUGH = 0.7, 0.5
-#: Guessed tries in a row that may fail to halve the search bracket before one bisection step:
-#: on the development requests (small configuration, seeds 2 and 3) 1 gave 927 tries in all, 3
-#: gave 765, 5 gave 763 with a worse longest search, against 1,008 for bisection alone.
-GUESS_STRIKES = 3
+#: Guessed tries in a row that may fail to halve the search bracket before one bisection step.
+#: On the development requests (small configuration, seeds 2 and 3; the CPU tier's CNN, seed 2:
+#: 90 requests) the guesses below took 923 tries in all with 3 strikes; with the bracket's
+#: interpolation and the first try at AUTO_FIRST_TRY, 745 with 3, 733 with 4, 725 with 5 (worst
+#: request 16, 17, 19 tries), against 1,172 for bisection alone.
+GUESS_STRIKES = 4
+#: The first try of a sign's search: s = 10^-4.5, a little below the median point (10^-4.3)
+#: where the development models' forget codes were first rejected (10^-5.4 to 10^-2.3 over the
+#: 90 requests). From the model before forgetting and a try below the crossing the margins'
+#: secant guesses well; from the path's middle (10^-3.5, where the CNNs' codes were often wrecked
+#: already) it did not: 796 tries against 733.
+AUTO_FIRST_TRY = 10 ** -4.5
 #: The verdicts on one path point, in the order they occur as s grows.
 VERDICTS = ("not yet", "not enough", "ok", "too far")
 
@@ -199,19 +207,20 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     each sign is followed on its own: a tried point is perturbed with that sign, scored on the
     codes and judged by :func:`auto_verdict`. Verdicts rise with s (not yet -> not enough -> ok
     -> too far), so each sign's first point that is "ok" or "too far" is found by bisection
-    (about log2 of the path's length tries; fewer where the margins' secant guesses well); a
-    sign that is too far there stops at the point before it (forgetting then is partial). From an "ok" point the sign goes on to ``beyond``
-    times its s (the first path point there), backing off by bisection to the last point before
-    the remaining codes fail if they fail there, and further (by bisection, to where the forget
-    codes are rejected by ``enough`` x their margin before, or the last point before that where
-    every remaining code keeps ``hold`` x its margin) while both hold (``hold=None``: never
-    further; see :data:`AUTO_HOLD`). Of the two signs' stopping points the rule keeps
-    the better verdict (then the gentler "ok", or the more firmly rejected forget code). Sign -
-    is followed first; when it ends "ok", sign + is tried once, where - became "ok", and followed
-    only if it is "ok" there too. On every model and class here - was the sign that forgets
-    (+ raises the forget codes' margin until the remaining codes fail), and this saves the 7-8
-    tries of bisecting +; a + that is "ok" only at smaller s, and "too far" or "not yet" where -
-    becomes "ok", is missed.
+    (at most about log2 of the path's length tries, from AUTO_FIRST_TRY; fewer where the
+    margins' lines guess well: see ``guess`` below); a sign that is too far there stops at the
+    point before it (forgetting then is partial). From an "ok" point the sign goes on to
+    ``beyond`` times its s (the first path point there), backing off by bisection to the last
+    point before the remaining codes fail if they fail there, and further (by bisection, to
+    where the forget codes are rejected by ``enough`` x their margin before, or the last point
+    before that where every remaining code keeps ``hold`` x its margin) while both hold
+    (``hold=None``: never further; see :data:`AUTO_HOLD`). Of the two signs' stopping points
+    the rule keeps the better verdict (then the gentler "ok", or the more firmly rejected forget
+    code). Sign - is followed first; when it ends "ok", sign + is tried once, where - became
+    "ok", and followed only if it is "ok" there too. On every model and class here - was the
+    sign that forgets (+ raises the forget codes' margin until the remaining codes fail), and
+    this saves the 7-8 tries of bisecting +; a + that is "ok" only at smaller s, and "too far"
+    or "not yet" where - becomes "ok", is missed.
 
     Why each sign on its own: the paper's sign choice (the higher A_R + E_F on the codes) prefers
     a perturbation that wrecks the model (every code in one class: E_F 100 plus some A_R) to one
@@ -228,8 +237,10 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     if not strengths or any(b <= a for a, b in zip(strengths, strengths[1:])):
         raise MnemuError("the auto path must be a non-empty ascending list of strengths; "
                          "give increasing positive numbers")
+    first_try = min(range(len(strengths)),
+                    key=lambda i: abs(math.log(strengths[i] / AUTO_FIRST_TRY)))
     began = time.perf_counter()
-    before = forgetter.score(forgetter.model)
+    before = forgetter.scores_before
     scratch = into if into is not None else copy.deepcopy(forgetter.model)  # one copy for all tries
     tried: dict[tuple[int, int], dict] = {}
     code_scores: dict[tuple[int, int], dict] = {}  # in full, for the chosen point's record
@@ -261,37 +272,61 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         return before["remain_margin"] <= 0 or (
             tried[i, sign]["remain_margin"] >= hold * before["remain_margin"])
 
-    def guess(sign: int, limits) -> int | None:
-        """Where the sign's first index past ``limits`` probably is: the straight line in s of
-        each margin through the sign's two latest tries (the model before forgetting counts as
-        a try at s = 0), crossing its limit (a secant step). ``limits``: ``(margin key, value)``
-        pairs; an index is past them once one margin falls to its value. The margins move with s
-        almost linearly where they cross (alpha = s on most tensors, lambda2 / eta_max caps it
-        on the rest); far from it, on a plateau or once the model is wrecked, the line says
-        little, and :func:`first_where` then bisects."""
-        recent = [(0.0, before)] + [(t["s"], t) for t in sorted(
-            (t for (_, g), t in tried.items() if g == sign), key=lambda t: t["order"])]
-        if len(recent) < 2:
-            return None
-        (s_a, a), (s_b, b) = recent[-2:]
+    def guess(sign: int, limits, lo: int, hi: int) -> int | None:
+        """Where the sign's first index past ``limits`` (``(margin key, value)`` pairs; an index is
+        past them once one margin falls to its value) probably is, in the bracket [lo, hi].
+
+        No try yet: AUTO_FIRST_TRY. No tried point at or past ``hi`` (nothing past the limits
+        seen yet): each margin's straight line in s through the sign's two latest tries (the
+        model before forgetting counts as a try at s = 0), crossing its limit (a secant step);
+        where the margins cross, they move with s almost linearly (alpha = s on most tensors).
+        Bracketed by a tried point past the limits: the margins' straight line in path index
+        (log s) between the bracket's tried ends, each margin measured in units of its distance
+        to the limit before forgetting and clipped to [-1, 1], so that a model wrecked past a
+        cliff (margins of -1e4) does not pin the guess to the lower end. Where the line says
+        little (a plateau, a step), :func:`first_where` bisects."""
+        mine = {i: t for (i, g), t in tried.items() if g == sign}
+        if not mine and lo == 0:
+            return first_try
+        past = [i for i in mine if i >= hi]
+        if not past:
+            recent = [(0.0, before)] + [(t["s"], t) for t in sorted(mine.values(),
+                                                                     key=lambda t: t["order"])]
+            if len(recent) < 2:
+                return None
+            (s_a, a), (s_b, b) = recent[-2:]
+            crossing = math.inf
+            for key, value in limits:
+                slope = (b[key] - a[key]) / (s_b - s_a)
+                if slope < 0:
+                    crossing = min(crossing, s_b + (value - b[key]) / slope)
+            return bisect.bisect_left(strengths, crossing) if crossing < math.inf else None
+        i_up = min(past)
+        below = [i for i in mine if i < lo]
+        i_low, low = (max(below), mine[max(below)]) if below else (0, before)
+
+        def distance(t, key, value):  # to the limit, in units of that before forgetting
+            return max(-1.0, min(1.0, (t[key] - value) / (abs(before[key] - value) or 1.0)))
+
         crossing = math.inf
         for key, value in limits:
-            slope = (b[key] - a[key]) / (s_b - s_a)
-            if slope < 0:
-                crossing = min(crossing, s_b + (value - b[key]) / slope)
-        return bisect.bisect_left(strengths, crossing) if crossing < math.inf else None
+            d_low, d_up = distance(low, key, value), distance(mine[i_up], key, value)
+            if d_up <= 0 < d_low:
+                crossing = min(crossing, i_low + (i_up - i_low) * d_low / (d_low - d_up))
+        return math.ceil(crossing) if crossing < math.inf else None
 
     def first_where(lo: int, hi: int, reached, guessed=None) -> int:
         """The first index in [lo, hi] where ``reached(index)`` (hi if none before): ``reached``
-        must be false, then true, along the path. Each try goes where ``guessed()`` puts it (an
-        index; one index outside the bracket means its edge: a guess just past a tried point
-        checks its neighbour), else to the middle: when there is no guess, when it is further
-        outside, and after GUESS_STRIKES guesses in a row that did not halve the bracket. The
-        answer is plain bisection's; only the number of tries differs."""
+        must be false, then true, along the path. Each try goes where ``guessed(lo, hi)`` puts
+        it (an index; one index outside the bracket means its edge: a guess just past a tried
+        point checks its neighbour), else to the middle: when there is no guess, when it is
+        further outside, and after GUESS_STRIKES guesses in a row that did not halve the
+        bracket. The answer is plain bisection's; only the number of tries differs."""
         strikes = 0
         while lo < hi:
             width = hi - lo
-            guess_index = guessed() if guessed is not None and strikes < GUESS_STRIKES else None
+            guess_index = (guessed(lo, hi) if guessed is not None and strikes < GUESS_STRIKES
+                           else None)
             guided = guess_index is not None and lo - 1 <= guess_index <= hi
             mid = min(max(guess_index, lo), hi - 1) if guided else (lo + hi) // 2
             if reached(mid):
@@ -304,7 +339,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     def first(sign: int, lo: int, hi: int, past: tuple[str, ...], limits) -> int:
         """The sign's first index in [lo, hi] whose verdict is in ``past`` (hi if none before)."""
         return first_where(lo, hi, lambda i: verdict(i, sign) in past,
-                           lambda: guess(sign, limits))
+                           lambda lo, hi: guess(sign, limits, lo, hi))
 
     def going(i: int, sign: int) -> bool:
         """Past ``beyond``: is the forget code only just rejected (by less than ``enough`` x its
@@ -332,7 +367,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         if hold is None or not going(far, sign):
             return start, far
         end = first_where(far, len(strengths) - 1, lambda i: not going(i, sign),
-                          lambda: guess(sign, firmly_rejected + weakening))
+                          lambda lo, hi: guess(sign, firmly_rejected + weakening, lo, hi))
         return start, end if holds(end, sign) else end - 1
 
     starts, stops = {}, {}
