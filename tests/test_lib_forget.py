@@ -392,6 +392,20 @@ def test_codes_are_scored_in_eval_mode_and_leave_batchnorm_buffers_alone():
     assert other_scores["loss_gap"] == pytest.approx(by_hand["loss_gap"], rel=1e-4, abs=1e-6)
 
 
+def test_scoring_gives_each_module_back_its_own_mode():
+    """A model half in training mode (a frozen, evaluating backbone under a training head, as
+    fine-tuning leaves it) is scored in eval mode throughout and left exactly as it was."""
+    torch.manual_seed(0)
+    model = mnemu.create_model("resnet18_cifar", 4, (3, 8, 8), width=4).eval()
+    model.fc.train()
+    modes = {name: m.training for name, m in model.named_modules()}
+    seen = []
+    model.bn1.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    Forgetter(model, mnemu.make_codes(4, (3, 8, 8), seed=0), [1], method="vmap").score(model)
+    assert seen and not any(seen)
+    assert {name: m.training for name, m in model.named_modules()} == modes
+
+
 def test_code_scores_are_the_forgetting_metrics_of_the_codes_predictions():
     """Several codes per class (as with real samples): A_R and E_F on the codes are the test
     metrics' definition (mnemu.forgetting_metrics) applied to the codes' predictions."""

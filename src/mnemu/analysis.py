@@ -22,6 +22,7 @@ from torch import nn
 from .errors import MnemuError
 from .fisher import LossFn, Samples, _chunks, _first_input, cross_entropy_per_sample, \
     default_chunk_size
+from .models import eval_mode
 
 
 def fisher_error(fisher: Mapping[str, torch.Tensor], oracle: Mapping[str, torch.Tensor]) -> float:
@@ -81,26 +82,24 @@ def loss_gradients(
     sums = [{n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
             for _ in class_sets]
     flags = {n: p.requires_grad for n, p in params.items()}
-    was_training = model.training
-    model.eval()
     try:
         for p in params.values():
             p.requires_grad_(True)
-        for start, x, y in _chunks(inputs, labels, chunk_size):
-            losses = loss_fn(model(x.to(device)), y.to(device)).float()
-            w = weights[:, start : start + len(y)].to(device)
-            for k in range(len(class_sets)):
-                if not w[k].any():
-                    continue  # no sample of this set in the chunk
-                grads = torch.autograd.grad((w[k] * losses).sum(), list(params.values()),
-                                            retain_graph=True, allow_unused=True)
-                for (n, _), g in zip(params.items(), grads):
-                    if g is not None:
-                        sums[k][n] += g.float()
+        with eval_mode(model):
+            for start, x, y in _chunks(inputs, labels, chunk_size):
+                losses = loss_fn(model(x.to(device)), y.to(device)).float()
+                w = weights[:, start : start + len(y)].to(device)
+                for k in range(len(class_sets)):
+                    if not w[k].any():
+                        continue  # no sample of this set in the chunk
+                    grads = torch.autograd.grad((w[k] * losses).sum(), list(params.values()),
+                                                retain_graph=True, allow_unused=True)
+                    for (n, _), g in zip(params.items(), grads):
+                        if g is not None:
+                            sums[k][n] += g.float()
     finally:
         for n, p in params.items():
             p.requires_grad_(flags[n])
-        model.train(was_training)
     return sums
 
 

@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from .data import loader
 from .errors import MnemuError
+from .models import eval_mode
 
 METHODS = ("hooks", "vmap", "loop")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -332,30 +333,28 @@ def sum_squared_grads(
     device = next(iter(params.values())).device
     chunk_size = chunk_size or default_chunk_size(_first_input(inputs).numel(), device)
     acc = {n: torch.zeros(weights.shape[0], *p.shape, device=device) for n, p in params.items()}
-    was_training = model.training
-    model.eval()
     flags = {n: p.requires_grad for n, p in params.items()}
     scratch = torch.empty(BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]), device=device)
     try:
-        for start, x, y in _chunks(inputs, labels, chunk_size):
-            x, y = x.to(device), y.to(device)
-            w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
-            if method == "hooks":
-                out = _hooks(model, params, x, y, w, acc, loss_fn, scratch)
-            else:
-                if method == "loop":
-                    _loop(model, params, x, y, w, acc, loss_fn)
+        with eval_mode(model):
+            for start, x, y in _chunks(inputs, labels, chunk_size):
+                x, y = x.to(device), y.to(device)
+                w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
+                if method == "hooks":
+                    out = _hooks(model, params, x, y, w, acc, loss_fn, scratch)
                 else:
-                    _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+                    if method == "loop":
+                        _loop(model, params, x, y, w, acc, loss_fn)
+                    else:
+                        _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+                    if on_output is not None:
+                        with torch.no_grad():
+                            out = model(x)
                 if on_output is not None:
-                    with torch.no_grad():
-                        out = model(x)
-            if on_output is not None:
-                on_output(start, out.detach())
+                    on_output(start, out.detach())
     finally:
         for n, p in params.items():
             p.requires_grad_(flags[n])
-        model.train(was_training)
     return acc
 
 

@@ -22,6 +22,7 @@ from .errors import MnemuError
 from .fisher import Samples, _chunks, _first_input, class_fisher, default_chunk_size
 from .lambdas import auto_lambdas
 from .metrics import forgetting_metrics
+from .models import eval_mode
 
 #: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
 #: both Fisher values vanish (eta is then 1).
@@ -255,13 +256,12 @@ class Forgetter:
         logit margins (a code's own-class logit minus its best other logit): ``forget_margin``
         is the largest over the forget codes (< 0: every forget code is rejected),
         ``remain_margin`` the smallest over the remaining codes (< 0: one is misclassified).
-        Eval mode: the codes must not move BatchNorm's running statistics."""
-        was_training = model.training
-        model.eval()
+        Eval mode (:func:`mnemu.models.eval_mode`): the codes must not move BatchNorm's running
+        statistics."""
         stats = _CodeStats(self)
-        for start, x, _ in _chunks(self.inputs, self.labels, self.chunk_size):
-            stats.add(start, model(x.to(self.device)))
-        model.train(was_training)
+        with eval_mode(model):
+            for start, x, _ in _chunks(self.inputs, self.labels, self.chunk_size):
+                stats.add(start, model(x.to(self.device)))
         return stats.scores()
 
 
@@ -287,7 +287,8 @@ class _CodeStats:
 
     def scores(self) -> dict:
         f = self.forgetter
-        metrics = forgetting_metrics(f.labels, self.predicted, f.forget, f.num_classes)
+        metrics = forgetting_metrics(f.labels, self.predicted, f.forget, f.num_classes,
+                                     per_class=False)
         is_forget = torch.isin(f.labels, torch.tensor(f.forget))
         loss_gap = (self.losses[is_forget].mean() - self.losses[~is_forget].mean()).item()
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],

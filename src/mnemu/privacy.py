@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Subset
 from .codes import blend_code
 from .data import loader
 from .errors import MnemuError
+from .models import eval_mode
 
 #: The features of the classifier attack, per sample (columns of :func:`attack_features`).
 ATTACK_FEATURES = ("loss", "confidence", "entropy")
@@ -42,15 +43,13 @@ def sample_features(model: nn.Module, dataset: Dataset, batch_size: int = 512) -
     """Run ``model`` (eval mode) over ``dataset``: ``labels [N]``, ``predictions [N]`` and
     :func:`attack_features` ``features [N, 3]``, on the CPU in data set order."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     labels, predictions, features = [], [], []
-    for images, targets in loader(dataset, batch_size, shuffle=False):
-        logits = model(images.to(device)).float().cpu()
-        labels.append(targets)
-        predictions.append(logits.argmax(1))
-        features.append(attack_features(logits, targets))
-    model.train(was_training)
+    with eval_mode(model):
+        for images, targets in loader(dataset, batch_size, shuffle=False):
+            logits = model(images.to(device)).float().cpu()
+            labels.append(targets)
+            predictions.append(logits.argmax(1))
+            features.append(attack_features(logits, targets))
     return {"labels": torch.cat(labels), "predictions": torch.cat(predictions),
             "features": torch.cat(features)}
 
@@ -137,18 +136,16 @@ def blended_accuracy(model: nn.Module, dataset: Dataset, code: torch.Tensor,
     each ratio (:func:`mnemu.codes.blend_code`); one ``{"ratio", "accuracy", "predictions"}``
     per ratio (``predictions [N]`` in data set order, for :func:`output_rate`)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = {float(r): 0 for r in ratios}
     predicted = {float(r): [] for r in ratios}
     seen = 0
-    for images, labels in loader(dataset, batch_size, shuffle=False):
-        images = images.to(device)
-        for ratio in correct:
-            guess = model(blend_code(images, code.to(device), ratio)).argmax(1).cpu()
-            correct[ratio] += (guess == labels).sum().item()
-            predicted[ratio].append(guess)
-        seen += len(labels)
-    model.train(was_training)
+    with eval_mode(model):
+        for images, labels in loader(dataset, batch_size, shuffle=False):
+            images = images.to(device)
+            for ratio in correct:
+                guess = model(blend_code(images, code.to(device), ratio)).argmax(1).cpu()
+                correct[ratio] += (guess == labels).sum().item()
+                predicted[ratio].append(guess)
+            seen += len(labels)
     return [{"ratio": r, "accuracy": 100.0 * correct[r] / seen,
              "predictions": torch.cat(predicted[r])} for r in correct]

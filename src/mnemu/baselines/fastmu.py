@@ -26,6 +26,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..data import loader
 from ..errors import MnemuError
+from ..models import eval_mode
 from .common import sample_per_class, subset, train_labels
 
 
@@ -71,22 +72,20 @@ def error_maximising_noise(model: nn.Module, forget_class: int, shape, settings:
     noise.requires_grad_(True)
     optimizer = torch.optim.Adam([noise], lr=settings.noise_lr)
     labels = torch.full((settings.noise_batch,), forget_class, device=device)
-    was_training = model.training
-    model.eval()
     flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for _ in range(settings.noise_steps):
-            loss = (-F.cross_entropy(model(noise), labels)
-                    + settings.noise_l2 * noise.square().flatten(1).sum(1).mean())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        with eval_mode(model):
+            for _ in range(settings.noise_steps):
+                loss = (-F.cross_entropy(model(noise), labels)
+                        + settings.noise_l2 * noise.square().flatten(1).sum(1).mean())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-        model.train(was_training)
     return noise.detach().cpu()
 
 

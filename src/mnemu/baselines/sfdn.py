@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..data import loader
 from ..errors import MnemuError
+from ..models import eval_mode
 from ..fisher import sum_squared_grads
 from .common import indices_of, output_layer, sample_per_class, subset, train_labels
 
@@ -53,21 +54,19 @@ def true_fisher(model, dataset, num_classes: int, pairs_per_pass: int, device) -
     """Mean over ``dataset`` of ``sum_y p(y|x) (d CE(x, y) / d theta)^2`` per parameter."""
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     count = len(dataset)
-    was_training = model.training
-    model.eval()
-    for images, _ in loader(dataset, max(1, pairs_per_pass // num_classes), shuffle=False):
-        images = images.to(device)
-        with torch.no_grad():
-            probs = F.softmax(model(images).float(), dim=1)  # [B, C]
-        b = len(images)
-        # every (sample, class) pair once: inputs repeated C times, labels 0..C-1
-        inputs = images.repeat_interleave(num_classes, dim=0)
-        labels = torch.arange(num_classes, device=device).repeat(b)
-        weights = (probs.reshape(1, -1) / count)
-        sums = sum_squared_grads(model, inputs, labels, weights)
-        for n, s in sums.items():
-            total[n] += s[0]
-    model.train(was_training)
+    with eval_mode(model):
+        for images, _ in loader(dataset, max(1, pairs_per_pass // num_classes), shuffle=False):
+            images = images.to(device)
+            with torch.no_grad():
+                probs = F.softmax(model(images).float(), dim=1)  # [B, C]
+            b = len(images)
+            # every (sample, class) pair once: inputs repeated C times, labels 0..C-1
+            inputs = images.repeat_interleave(num_classes, dim=0)
+            labels = torch.arange(num_classes, device=device).repeat(b)
+            weights = (probs.reshape(1, -1) / count)
+            sums = sum_squared_grads(model, inputs, labels, weights)
+            for n, s in sums.items():
+                total[n] += s[0]
     return total
 
 

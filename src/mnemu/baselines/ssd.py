@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data import loader
 from ..errors import MnemuError
+from ..models import eval_mode
 from .common import indices_of, subset, train_labels
 
 ORDERS = ("by_class", "dataset")
@@ -48,17 +49,15 @@ def batch_importance(model: nn.Module, dataset, batch_size: int, device) -> dict
     batches in dataset order."""
     params = dict(model.named_parameters())
     importance = {n: torch.zeros_like(p) for n, p in params.items()}
-    was_training = model.training
-    model.eval()
     batches = 0
-    for images, labels in loader(dataset, batch_size, shuffle=False):
-        loss = F.cross_entropy(model(images.to(device)), labels.to(device))
-        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        for n, g in zip(params, grads):
-            if g is not None:
-                importance[n] += g.square()
-        batches += 1
-    model.train(was_training)
+    with eval_mode(model):
+        for images, labels in loader(dataset, batch_size, shuffle=False):
+            loss = F.cross_entropy(model(images.to(device)), labels.to(device))
+            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+            for n, g in zip(params, grads):
+                if g is not None:
+                    importance[n] += g.square()
+            batches += 1
     return {n: t / max(batches, 1) for n, t in importance.items()}
 
 
