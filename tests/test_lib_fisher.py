@@ -586,7 +586,8 @@ def test_paper_models_need_no_fallback(name, monkeypatch):
 
 
 @pytest.mark.parametrize("square_sum, per_row", [("_blocked_square_sum", 3 * 2 * 5),  # n*b*k
-                                                   ("_sample_by_sample_square_sum", 3 * 2 * 5)])  # (G+1)*b*k
+                                                   ("_sample_by_sample_square_sum", 3 * 2 * 5),  # (G+1)*b*k
+                                                   ("_few_samples_square_sum", 2 * 5)])  # b*k
 def test_square_sums_over_many_blocks(square_sum, per_row):
     """acc[g, b, o, k] += sum_n w[g, n] * (left[n, b, o] @ right[n, b, :, k])^2 with a scratch
     of 2 rows: 7 blocks, the last one shorter; a sample weighted in no group, one in a single
@@ -633,14 +634,18 @@ EXPECTED_BLOCKS = {
     # (groups + 1) * b * k elements a row: 4 rows of the Linear a block
     ("_sample_by_sample_square_sum", "grouped"): [3],
     ("_sample_by_sample_square_sum", "unfold"): [1, 3, 4, 12],
+    # b * k elements a row: the Linear in one block, 5 rows of the ungrouped convolution
+    ("_few_samples_square_sum", "grouped"): [1],
+    ("_few_samples_square_sum", "unfold"): [1, 1, 3, 4],
 }
 
 
 @pytest.mark.parametrize("square_sum, conv_path", list(EXPECTED_BLOCKS))
 def test_hooks_over_many_row_blocks(square_sum, conv_path, monkeypatch):
     """A scratch of a few rows makes every product take many blocks; both CPU paths for
-    convolutions (samples as groups, unfolded inputs) and both ways of summing squared products
-    (the GPU's batched blocks, the CPU's sample by sample) are forced in turn."""
+    convolutions (samples as groups, unfolded inputs) and the three ways of summing squared
+    products (the GPU's batched blocks, the CPU's sample by sample into transposed sums, and
+    into the sums themselves for few samples) are forced in turn."""
     monkeypatch.setattr(mnemu.fisher, "BLOCK_ELEMENTS", {"cpu": 150, "cuda": 150})
     monkeypatch.setattr(mnemu.fisher, "GROUPED_CONV_MIN_POSITIONS", 0 if conv_path == "grouped" else 10**9)
     blocks = []
@@ -648,7 +653,8 @@ def test_hooks_over_many_row_blocks(square_sum, conv_path, monkeypatch):
 
     def count_blocks(left, right, w, acc, scratch):
         n, b, rows, _ = left.shape
-        per_row = b * right.shape[-1] * (n if square_sum == "_blocked_square_sum" else w.shape[0] + 1)
+        per_row = b * right.shape[-1] * {"_blocked_square_sum": n, "_few_samples_square_sum": 1}.get(
+            square_sum, w.shape[0] + 1)
         blocks.append(-(-rows // max(1, scratch.numel() // per_row)))
         return real(left, right, w, acc, scratch)
 
