@@ -135,6 +135,7 @@ class Forgetter:
         eta_eps: str = "per_class",
     ):
         self.model = model
+        self._original = dict(model.named_parameters())  # never written to; looked up once
         self.device = next(model.parameters()).device
         self.labels = (torch.arange(len(inputs)) if labels is None else labels.long()).cpu()
         self.num_classes = num_classes or int(self.labels.max()) + 1
@@ -185,10 +186,9 @@ class Forgetter:
             raise MnemuError(f"the sign of a perturbation is +1 or -1, got {sign!r}")
         alphas = self.alphas(lambda1, lambda2)
         target = into if into is not None else _shell_copy(self.model)
-        original = dict(self.model.named_parameters())  # never written to
         with torch.no_grad():
             for n, p in target.named_parameters():
-                torch.add(original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
+                torch.add(self._original[n], self.eta[n], alpha=sign * alphas[n], out=p.data)
         _sync(self.device)
         return target
 
@@ -271,25 +271,26 @@ class _CodeStats:
 
     def __init__(self, forgetter: Forgetter):
         self.forgetter = forgetter
-        n = len(forgetter.labels)
-        self.predicted = torch.empty(n, dtype=torch.long)
-        self.losses, self.margins = torch.empty(n), torch.empty(n)
+        self.labels = forgetter.labels.to(forgetter.device)  # kept on the device: no sync a chunk
+        n = len(self.labels)
+        self.predicted = torch.empty(n, dtype=torch.long, device=forgetter.device)
+        self.losses = torch.empty(n, device=forgetter.device)
+        self.margins = torch.empty(n, device=forgetter.device)
 
     def add(self, start: int, output: torch.Tensor) -> None:
         logits = output.float()
-        end = start + len(logits)
-        labels = self.forgetter.labels[start:end].to(logits.device)
-        self.predicted[start:end] = logits.argmax(1).cpu()
-        self.losses[start:end] = F.cross_entropy(logits, labels, reduction="none").cpu()
+        labels = self.labels[start : start + len(logits)]
+        self.predicted[start : start + len(logits)] = logits.argmax(1)
+        self.losses[start : start + len(logits)] = F.cross_entropy(logits, labels, reduction="none")
         own = logits.gather(1, labels[:, None])[:, 0]
         others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
-        self.margins[start:end] = (own - others).cpu()
+        self.margins[start : start + len(logits)] = own - others
 
     def scores(self) -> dict:
         f = self.forgetter
-        metrics = forgetting_metrics(f.labels, self.predicted, f.forget, f.num_classes,
+        metrics = forgetting_metrics(f.labels, self.predicted.cpu(), f.forget, f.num_classes,
                                      per_class=False)
-        is_forget = torch.isin(f.labels, torch.tensor(f.forget))
+        is_forget = torch.isin(self.labels, torch.tensor(f.forget, device=self.labels.device))
         loss_gap = (self.losses[is_forget].mean() - self.losses[~is_forget].mean()).item()
         return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],
                 "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap,
