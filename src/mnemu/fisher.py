@@ -207,6 +207,15 @@ def _accumulate(acc: torch.Tensor, w: torch.Tensor, per_sample: torch.Tensor,
     acc.view(acc.shape[0], -1).addmm_(w, squared.reshape(squared.shape[0], -1))
 
 
+def _row_blocks(rows: int, per_row: int, scratch: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Rows a block, for blocks of ``per_row`` elements a row that fit in ``scratch``, and the
+    scratch to use: a fresh one where a single row is bigger than it."""
+    step = max(1, min(rows, scratch.numel() // per_row))
+    if step * per_row > scratch.numel():
+        scratch = scratch.new_empty(step * per_row)
+    return step, scratch
+
+
 def _blocked_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
     """acc[g, b, o, k] += sum_n w[g, n] * (left[n, b, o, :] @ right[n, b, :, k])**2.
 
@@ -215,9 +224,7 @@ def _blocked_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
     """
     n, b, rows, _ = left.shape
     k = right.shape[-1]
-    step = max(1, min(rows, scratch.numel() // (n * b * k)))
-    if n * b * step * k > scratch.numel():  # a single row is bigger than the scratch
-        scratch = left.new_empty(n * b * step * k)
+    step, scratch = _row_blocks(rows, n * b * k, scratch)
     for start in range(0, rows, step):
         size = min(step, rows - start)
         block = scratch[: n * b * size * k].view(n, b, size, k)
@@ -230,11 +237,9 @@ def _few_samples_square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
     """The same sum as :func:`_blocked_square_sum` for a chunk of few samples: each sample's
     gradient, formed in the parameter's own layout, is squared, weighted and added straight into
     ``acc`` (``addcmul_``). Rows go a block at a time through ``scratch``."""
-    n, b, rows, _ = left.shape
+    _, b, rows, _ = left.shape
     k = right.shape[-1]
-    step = max(1, min(rows, scratch.numel() // (b * k)))
-    if b * step * k > scratch.numel():  # a single row is bigger than the scratch
-        scratch = left.new_empty(b * step * k)
+    step, scratch = _row_blocks(rows, b * k, scratch)
     weights = w.t().tolist()  # per sample: its weight in each group (one transfer, not N x G)
     for start in range(0, rows, step):
         size = min(step, rows - start)
@@ -257,11 +262,9 @@ def _sample_by_sample_square_sum(left, right, w, acc, scratch: torch.Tensor) -> 
     (benchmarks/forget_time.py): there the batched square and the skinny ``w @ block`` reduction
     cost more than the per-sample products they save. Rows go a block at a time through
     ``scratch`` when a layer is bigger than it."""
-    n, b, rows, _ = left.shape
+    _, b, rows, _ = left.shape
     k, groups = right.shape[-1], w.shape[0]
-    step = max(1, min(rows, scratch.numel() // ((groups + 1) * b * k)))
-    if (groups + 1) * b * step * k > scratch.numel():  # a single row is bigger than the scratch
-        scratch = left.new_empty((groups + 1) * b * step * k)
+    step, scratch = _row_blocks(rows, (groups + 1) * b * k, scratch)
     weights = w.t().tolist()  # per sample: its weight in each group (one transfer, not N x G)
     for start in range(0, rows, step):
         size = min(step, rows - start)
@@ -370,17 +373,17 @@ def sum_squared_grads(
             for start, x, y in _chunks(inputs, labels, chunk_size):
                 x, y = x.to(device), y.to(device)
                 w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
+                out = None
                 if method == "hooks":
                     out = _hooks(model, params, x, y, w, acc, loss_fn, scratch)
+                elif method == "loop":
+                    _loop(model, params, x, y, w, acc, loss_fn)
                 else:
-                    if method == "loop":
-                        _loop(model, params, x, y, w, acc, loss_fn)
-                    else:
-                        _vmap(model, params, list(params), x, y, w, acc, loss_fn)
-                    if on_output is not None:
+                    _vmap(model, params, list(params), x, y, w, acc, loss_fn)
+                if on_output is not None:
+                    if out is None:  # the per-sample methods keep no batched output
                         with torch.no_grad():
                             out = model(x)
-                if on_output is not None:
                     on_output(start, out.detach())
     finally:
         for n, p in params.items():

@@ -41,11 +41,10 @@ def forgetting_metrics(
     saving a pass per class where only A_R and E_F are wanted, as for every try on the codes)."""
     correct = predictions == labels
     is_forget = torch.isin(labels, torch.tensor(list(forget_classes), dtype=labels.dtype))
-    per_class_accuracy = [] if per_class else None
-    for c in range(num_classes) if per_class else ():
-        members = labels == c
-        per_class_accuracy.append(100.0 * correct[members].float().mean().item()
-                                  if members.any() else None)
+    per_class_accuracy = None
+    if per_class:
+        per_class_accuracy = [100.0 * correct[labels == c].float().mean().item()
+                              if (labels == c).any() else None for c in range(num_classes)]
     accuracy_forget = 100.0 * correct[is_forget].float().mean().item() if is_forget.any() else None
     return {
         "A_R": 100.0 * correct[~is_forget].float().mean().item(),
