@@ -290,21 +290,177 @@ def test_hooks_single_chunk_and_unit_weights_on_resnet():
                    brute_force(model, x, y, weights))
 
 
-def test_unsupported_parameters_fall_back_to_vmap(monkeypatch):
+def spy_fallbacks(monkeypatch) -> dict[str, list]:
+    """Record which parameters each fallback gets: ``module`` (vmap over one module's own
+    forward), ``model`` (vmap over the whole model) and ``loop``."""
+    handed = {"module": [], "model": [], "loop": []}
+    real_module, real_model, real_loop = (mnemu.fisher._module_sample_grads, mnemu.fisher._vmap,
+                                          mnemu.fisher._loop)
+
+    def module_level(module, names, *args, **kwargs):
+        grads = real_module(module, names, *args, **kwargs)
+        handed["module"].extend(type(module).__name__ + "." + n for n in names)
+        return grads
+
+    def whole_model(model_, params, names, *args, **kwargs):
+        handed["model"].extend(names)
+        return real_model(model_, params, names, *args, **kwargs)
+
+    def loop(model_, params, *args, **kwargs):
+        handed["loop"].extend(params)
+        return real_loop(model_, params, *args, **kwargs)
+
+    monkeypatch.setattr(mnemu.fisher, "_module_sample_grads", module_level)
+    monkeypatch.setattr(mnemu.fisher, "_vmap", whole_model)
+    monkeypatch.setattr(mnemu.fisher, "_loop", loop)
+    return handed
+
+
+def test_unsupported_parameters_take_the_module_level_fallback(monkeypatch):
     model, x, y = _case("outside_module")
-    calls = []
-    real_vmap = mnemu.fisher._vmap
-
-    def spy(model_, params, names, *args, **kwargs):
-        calls.append(sorted(names))
-        return real_vmap(model_, params, names, *args, **kwargs)
-
-    monkeypatch.setattr(mnemu.fisher, "_vmap", spy)
+    handed = spy_fallbacks(monkeypatch)
     weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(2))
     actual = sum_squared_grads(model, x, y, weights, method="hooks", chunk_size=64)
-    # only the parameters outside supported modules go to vmap; the Linear stays with the hooks
-    assert calls == [["conv.bias", "conv.weight", "offset", "scale.gain"]]
     assert_matches(actual, brute_force(model, x, y, weights))
+    # each module's own forward: the reflect-padded convolution, the raw gain, and the model for
+    # the parameter its forward uses directly; the Linear stays with the hooks
+    assert sorted(handed["module"]) == ["Conv2d.bias", "Conv2d.weight", "OutsideNet.offset",
+                                        "Scale.gain"]
+    assert handed["model"] == handed["loop"] == []
+
+
+class WindowNet(nn.Module):
+    """Swin-like window attention: an image's 2x2 windows [N * 4, tokens, D] (sample after
+    sample, or, with ``windows_first``, window after window, which mixes the samples' rows) go
+    through Linear layers, a LayerNorm and a module with its own bias table and a shared mask
+    passed by keyword."""
+
+    class Attention(nn.Module):
+        def __init__(self, dim, tokens):
+            super().__init__()
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.bias_table = nn.Parameter(torch.linspace(-1, 1, tokens * tokens).view(tokens, tokens))
+            self.proj = nn.Linear(dim, dim)
+
+        def forward(self, x, mask=None):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            logits = q @ k.transpose(-1, -2) + self.bias_table
+            if mask is not None:  # [windows, T, T], the same for every sample
+                logits = (logits.view(-1, mask.shape[0], *logits.shape[1:]) + mask).flatten(0, 1)
+            return self.proj(logits.softmax(-1) @ v)
+
+    def __init__(self, windows_first=False, dim=6, num_classes=3):
+        super().__init__()
+        self.windows_first = windows_first
+        self.embed = nn.Conv2d(2, dim, 1)
+        self.norm = nn.LayerNorm(dim)
+        self.attention = self.Attention(dim, 4)
+        self.register_buffer("mask", torch.linspace(-0.5, 0.5, 4 * 4 * 4).view(4, 4, 4))
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):  # [N, 2, 4, 4] -> 2x2 windows of 2x2 tokens
+        n = x.shape[0]
+        t = self.embed(x).view(n, -1, 2, 2, 2, 2).permute(0, 2, 4, 3, 5, 1)  # [N, wy, wx, ty, tx, D]
+        t = t.reshape(n, 4, 4, -1)
+        if self.windows_first:
+            t = t.transpose(0, 1)
+        t = self.attention(self.norm(t.reshape(-1, 4, t.shape[-1])), mask=self.mask)
+        if self.windows_first:
+            t = t.view(4, n, 4, -1).transpose(0, 1)
+        return self.head(torch.tanh(t.reshape(n, 16, -1)).mean(1))
+
+
+def test_windows_of_each_sample_take_the_module_level_path(monkeypatch):
+    """Windows x samples rows, sample after sample: the Linear and LayerNorm rules take a
+    sample's windows for positions, the bias table its module's own forward under vmap; the
+    whole model is not rerun."""
+    torch.manual_seed(0)
+    model = randomise_norm_layers(WindowNet())
+    x, y = _images(5, (2, 4, 4), seed=8), torch.arange(5) % 3
+    handed = spy_fallbacks(monkeypatch)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(9))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    assert handed == {"module": ["Attention.bias_table"], "model": [], "loop": []}
+
+
+def test_windows_that_mix_the_samples_take_the_whole_model_fallback(monkeypatch):
+    """Window after window, the first rows are not the first sample's: the forward over that
+    sample alone shows it, and the parameters that see those rows go to the whole model."""
+    torch.manual_seed(0)
+    model = randomise_norm_layers(WindowNet(windows_first=True))
+    x, y = _images(5, (2, 4, 4), seed=8), torch.arange(5) % 3
+    handed = spy_fallbacks(monkeypatch)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(9))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    assert handed["module"] == []
+    assert sorted(handed["model"]) == ["attention.bias_table", "attention.proj.bias",
+                                       "attention.proj.weight", "attention.qkv.bias",
+                                       "attention.qkv.weight", "norm.bias", "norm.weight"]
+
+
+class InPlaceNet(nn.Module):
+    """A module's input changed in place after the call, which autograd allows (what it saves
+    is exp's output, not the input): the input kept for the module no longer holds what the
+    module saw."""
+
+    class ExpScale(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.gain = nn.Parameter(torch.linspace(0.5, 1.5, n))
+
+        def forward(self, x):
+            return x.exp() * self.gain
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = self.ExpScale(4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        h = self.fc(x)
+        out = self.scale(h)
+        h.mul_(2.0)
+        return self.head(torch.tanh(out) + h)
+
+
+class SharedOutsideNet(nn.Module):
+    """A module's parameter that the model's own forward uses as well (weights tied through a
+    functional use): the module's forward alone does not give its whole gradient."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = OutsideNet.Scale(4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc(x))
+        return self.head(torch.tanh(self.scale(h)) + h * self.scale.gain.flip(0))
+
+
+def test_parameters_also_used_outside_their_module_take_the_whole_model_fallback(monkeypatch):
+    torch.manual_seed(0)
+    model = SharedOutsideNet()
+    x, y = torch.randn(5, 4, generator=torch.Generator().manual_seed(12)), torch.arange(5) % 3
+    handed = spy_fallbacks(monkeypatch)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(13))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    assert handed["model"] == ["scale.gain"]
+
+
+def test_inputs_changed_in_place_take_the_whole_model_fallback(monkeypatch):
+    torch.manual_seed(0)
+    model = InPlaceNet()
+    x, y = torch.randn(5, 4, generator=torch.Generator().manual_seed(10)), torch.arange(5) % 3
+    handed = spy_fallbacks(monkeypatch)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(11))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    assert handed == {"module": [], "model": ["scale.gain"], "loop": []}
 
 
 @pytest.mark.xfail(strict=True, reason="known limitation: the hooks take a module's first "
@@ -336,17 +492,10 @@ def test_falls_back_to_loop_when_vmap_cannot_batch(monkeypatch):
     model = NoVmapNet()
     x = torch.randn(4, 10, generator=torch.Generator().manual_seed(3))
     y = torch.tensor([0, 1, 2, 1])
-    looped = []
-    real_loop = mnemu.fisher._loop
-
-    def spy(model_, params, *args, **kwargs):
-        looped.append(sorted(params))
-        return real_loop(model_, params, *args, **kwargs)
-
-    monkeypatch.setattr(mnemu.fisher, "_loop", spy)
+    handed = spy_fallbacks(monkeypatch)
     weights = torch.rand(1, len(x), generator=torch.Generator().manual_seed(4))
     actual = sum_squared_grads(model, x, y, weights, method="hooks")
-    assert looped == [["gate.gain"]]
+    assert handed == {"module": [], "model": ["gate.gain"], "loop": ["gate.gain"]}
     assert_matches(actual, brute_force(model, x, y, weights))
 
 
@@ -475,21 +624,17 @@ def test_subclasses_and_foreign_parameters_take_the_exact_fallback(monkeypatch):
     torch.manual_seed(0)
     model = randomise_norm_layers(SubclassNet())
     x, y = _images(5, (2, 5, 5), seed=6), torch.arange(5) % 3
-    handed_over = []
-    real_vmap = mnemu.fisher._vmap
-
-    def spy(model_, params, names, *args, **kwargs):
-        handed_over.extend(names)
-        return real_vmap(model_, params, names, *args, **kwargs)
-
-    monkeypatch.setattr(mnemu.fisher, "_vmap", spy)
+    handed = spy_fallbacks(monkeypatch)
     weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(7))
     actual = sum_squared_grads(model, x, y, weights, chunk_size=3)
     assert_matches(actual, brute_force(model, x, y, weights))
-    # the weight-normed Linear's bias is still the hooks' (its rule holds for it); head too
-    assert set(handed_over) == {"conv.weight", "conv.bias", "norm.weight", "norm.bias",
-                                "hidden.weight", "hidden.bias", "hidden.gain",
-                                "normed.weight_g", "normed.weight_v"}
+    # each subclass through its own forward; the weight-normed Linear's bias is still the
+    # hooks' (its rule holds for it), the head too
+    assert sorted(handed["module"]) == sorted(
+        ["StandardisedConv.weight", "StandardisedConv.bias", "NormAct.weight", "NormAct.bias",
+         "GainedLinear.weight", "GainedLinear.bias", "GainedLinear.gain",
+         "Linear.weight_g", "Linear.weight_v"] * 2)  # two chunks
+    assert handed["model"] == handed["loop"] == []
 
 
 # --- library models: timm's layer zoo and the paper's models -----------------------------------

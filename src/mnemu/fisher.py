@@ -11,10 +11,14 @@ give every per-sample gradient. Three ways to get them, all exact:
     something else) rebuild each sample's weight gradient from the layer's input and output
     gradient, square it and add it up, a block at a time so that the per-sample gradients of a
     whole layer never sit in memory (for a linear layer with one input vector per sample,
-    ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Other parameters (those of
-    subclasses such as timm's BatchNormAct2d or StdConv2d included), and those of modules whose
-    first dimension is not the sample (Swin's window attention), are handed to ``vmap``, or to
-    ``loop`` if ``vmap`` cannot batch them.
+    ``(W * G**2).T @ A**2`` needs no per-sample gradient at all). Every other parameter (those of
+    subclasses such as timm's BatchNormAct2d or StdConv2d, of modules without a rule, and of
+    modules whose first dimension is not the sample, as Swin's window attention with windows x
+    samples) gets ``vmap`` over its own module's forward, on the inputs and output gradient that
+    module saw, once a forward over the first sample alone has shown that its rows split sample
+    by sample (a Linear or LayerNorm then takes a sample's rows for positions). What even that
+    cannot settle (an output that is not a tensor, rows that mix samples, a parameter no module's
+    forward uses) goes to ``vmap`` over the whole model, or to ``loop`` if ``vmap`` cannot batch it.
 ``vmap``
     ``torch.func.vmap(grad(...))`` over samples.
 ``loop``
@@ -38,6 +42,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 from torch.utils.data import Dataset
 
 from .data import loader
@@ -439,96 +444,327 @@ def _vmap(model, params, names, x, y, w, acc, loss_fn) -> None:
         _accumulate(acc[n], w, per_sample[n])
 
 
+class _Call:
+    """One call of a hooked module: its inputs (detached; their version counters kept, to tell
+    whether something changed them in place before they are used), its output and, once the
+    backward brings it, the gradient of the loss with respect to that output."""
+
+    def __init__(self, args, kwargs, output: torch.Tensor):
+        self.inputs = tree_map(_detached, (args, kwargs))
+        self.output = output.detach()
+        self.grad: torch.Tensor | None = None
+        self.versions = [t._version for t in tree_leaves(self.inputs) if isinstance(t, torch.Tensor)]
+
+    @property
+    def first_input(self) -> torch.Tensor:
+        return self.inputs[0][0]
+
+    def unchanged(self) -> bool:
+        return self.versions == [t._version for t in tree_leaves(self.inputs)
+                                 if isinstance(t, torch.Tensor)]
+
+    def release(self) -> None:
+        self.inputs = self.output = self.grad = None
+
+
+def _detached(value):
+    return value.detach() if isinstance(value, torch.Tensor) else value
+
+
+class _Plan:
+    """A module's own parameters: ``ruled`` (local -> full name) get their per-sample gradients
+    from its rule, ``others`` from the module-level pass; and the module's calls so far."""
+
+    def __init__(self, rule, fast, ruled: dict, others: dict):
+        self.rule, self.fast, self.ruled, self.others = rule, fast, ruled, others
+        self.calls: list[_Call] = []
+        self.sample_major = True  # every call's input and output lead with the samples
+        self.broken = False  # an output that is not a tensor: the whole-model fallback's
+        self.reduced = False
+
+    @property
+    def deferred(self) -> dict:
+        """The parameters left to the module-level pass after the backward."""
+        if self.rule is not None and self.sample_major:
+            return self.others
+        return {**self.ruled, **self.others}
+
+
 class _Hooks:
-    """Forward hooks that keep each supported module's input and put a hook on its output for
-    the output gradient. A module called once is reduced as soon as its gradient arrives; one
-    called several times (shared weights) sums its per-sample gradients over the calls first.
-    A module whose first dimension is not the sample dimension is left to the fallback."""
+    """Forward hooks on every module that owns parameters: each call's inputs are kept and a hook
+    put on its output for the output gradient.
+
+    A supported module (one with a per-sample rule) whose input and output lead with the samples
+    is reduced as soon as its gradient arrives, or once all have if it is called several times
+    (shared weights). Every other one (no rule, parameters its rule does not know, or a first
+    dimension that is not the samples', as Swin's window attention with windows x samples) is
+    settled after the backward by :meth:`resolve`. A parameter that no call settles is left to
+    the whole-model fallback."""
 
     def __init__(self, model: nn.Module, acc: dict, w: torch.Tensor, scratch: torch.Tensor):
         self.acc, self.w, self.scratch = acc, w, scratch
-        self.handles, self.covered = [], set()
-        self.calls: dict[nn.Module, int] = {}
-        self.pending: dict[nn.Module, dict] = {}
-        self.seen: dict[nn.Module, int] = {}
-        self.names: dict[nn.Module, dict] = {}
-        for prefix, module in model.named_modules():
+        self.samples = w.shape[1]
+        self.plans: dict[nn.Module, _Plan] = {}
+        self.covered: set[str] = set()
+        holders: dict[int, int] = {}
+        for module in model.modules():
+            for p in module.parameters(recurse=False):
+                holders[id(p)] = holders.get(id(p), 0) + 1
+        full_names = {id(p): n for n, p in model.named_parameters()}
+        for module in model.modules():
+            # a parameter two modules hold (tied) is used by both: the whole-model fallback's
+            own = {local: full_names[id(p)] for local, p in module.named_parameters(recurse=False)
+                   if holders[id(p)] == 1}
+            if not own:
+                continue
             rule = _per_sample_rule(module)
-            if rule is None:
-                continue
-            names = {local: f"{prefix}.{local}" if prefix else local
-                     for local in _rule_parameters(module)}
-            if not names:
-                continue
+            ruled = ({local: own[local] for local in _rule_parameters(module) if local in own}
+                     if rule is not None else {})
             # the fast reduction writes every parameter the rule knows: only when all are real
-            complete = set(names) == {local for local in _RULE_PARAMETERS
+            complete = set(ruled) == {local for local in _RULE_PARAMETERS
                                       if getattr(module, local, None) is not None}
-            fast = _FAST.get(rule) if complete else None
-            # covered once a call is seen: a module never called (its weights used functionally,
-            # as nn.MultiheadAttention does with out_proj) is left to the fallback
-            self.handles.append(module.register_forward_hook(self._forward(rule, fast, names)))
+            self.plans[module] = _Plan(rule if ruled else None,
+                                       _FAST.get(rule) if ruled and complete else None, ruled,
+                                       {local: n for local, n in own.items() if local not in ruled})
+        self.handles = [module.register_forward_hook(self._forward, with_kwargs=True)
+                        for module in self.plans]
 
-    def _forward(self, rule, fast, names):
-        def hook(module, args, output):
-            if self.calls.get(module, 0) < 0:
-                return
-            samples = self.w.shape[1]
-            if (not args or not isinstance(output, torch.Tensor)
-                    or args[0].shape[0] != samples or output.shape[0] != samples):
-                self.covered.difference_update(names.values())
-                self.calls[module] = -1  # never completes: left to the fallback
-                return
-            a = args[0].detach()
-            self.calls[module] = self.calls.get(module, 0) + 1
-            self.covered.update(names.values())
-            self.names[module] = names
-            output.register_hook(lambda g: self._backward(module, rule, fast, names, a, g.detach()))
-
-        return hook
-
-    def _backward(self, module, rule, fast, names, a, g):
-        if self.calls[module] < 0:
+    def _forward(self, module, args, kwargs, output):
+        plan = self.plans[module]
+        if plan.broken:
             return
-        if self.calls[module] == 1 and fast is not None:
-            fast(module, a, g, self.w, {local: self.acc[name] for local, name in names.items()},
-                 self.scratch)
+        if not isinstance(output, torch.Tensor):
+            plan.broken, plan.calls = True, []
             return
-        pending = self.pending.setdefault(module, {})
-        for local, grad in rule(module, a, g).items():
-            if local in names:
-                pending[local] = pending[local] + grad if local in pending else grad
-        self.seen[module] = self.seen.get(module, 0) + 1
-        if self.seen[module] == self.calls[module]:
-            for local, grad in self.pending.pop(module).items():
-                _accumulate(self.acc[names[local]], self.w, grad, owned=True)
+        call = _Call(args, kwargs, output)
+        first = args[0] if args else None
+        if not (isinstance(first, torch.Tensor) and first.dim() and output.dim()
+                and first.shape[0] == self.samples == output.shape[0]):
+            plan.sample_major = False
+        plan.calls.append(call)
+        if output.requires_grad:
+            output.register_hook(lambda g: self._backward(module, call, g))
 
-    def flush(self):
-        """After the backward: a module called several times, some of whose outputs did not
-        reach the loss, has all its per-sample gradient (those calls contribute zero)."""
-        for module, pending in self.pending.items():
-            for local, grad in pending.items():
-                _accumulate(self.acc[self.names[module][local]], self.w, grad, owned=True)
-        self.pending.clear()
+    def _backward(self, module, call: _Call, g: torch.Tensor) -> None:
+        plan = self.plans[module]
+        if plan.broken:
+            return
+        call.grad = g.detach()
+        if plan.rule is not None and plan.sample_major and len(plan.calls) == 1:
+            # a supported module called once: reduced now, its input and gradient freed
+            self._reduce(module, plan, [(call.first_input, call.grad)])
+            plan.reduced = True
+            if not plan.others:
+                call.release()
 
-    def remove(self):
+    def _reduce(self, module, plan: _Plan, pairs) -> None:
+        """The rule's parameters from (input, output gradient) of the module's calls: their
+        per-sample gradients add up over the calls before squaring."""
+        acc = {local: self.acc[name] for local, name in plan.ruled.items()}
+        if len(pairs) == 1 and plan.fast is not None:
+            plan.fast(module, *pairs[0], self.w, acc, self.scratch)
+            return
+        total = {}
+        for a, g in pairs:
+            for local, grad in plan.rule(module, a, g).items():
+                if local in acc:
+                    total[local] = total[local] + grad if local in total else grad
+        for local, grad in total.items():
+            _accumulate(acc[local], self.w, grad, owned=True)
+
+    def flush(self) -> None:
+        """After the backward: the supported modules called several times (a call whose output
+        did not reach the loss contributes zero)."""
+        for module, plan in self.plans.items():
+            if plan.rule is None or not plan.sample_major or plan.broken or not plan.calls:
+                continue
+            pairs = [(c.first_input, c.grad) for c in plan.calls if c.grad is not None]
+            if pairs and not plan.reduced:
+                self._reduce(module, plan, pairs)
+            self.covered.update(plan.ruled.values())
+
+    def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+    def resolve(self, model: nn.Module, x: torch.Tensor, summed: dict[str, torch.Tensor]) -> None:
+        """The modules left after the backward, each from its own calls. A forward over the first
+        sample alone shows whether each tensor of a call holds k rows per sample, sample after
+        sample, or is shared by all samples (:func:`_rows_per_sample`); if every call passes,
+        a positional rule (Linear, LayerNorm) takes the k rows for positions, and the module's
+        other parameters get ``vmap`` over the samples of the module's own forward, on its own
+        inputs and output gradient (:func:`_module_sample_grads`), not the whole model's; they
+        must add up to ``summed``, the batched gradient (by full name) of those that have one."""
+        waiting = {m: plan for m, plan in self.plans.items()
+                   if not plan.broken and plan.calls and plan.deferred}
+        if not waiting:
+            return
+        alone = _calls_on(model, x[:1], list(waiting))
+        n = self.samples
+        for module, plan in waiting.items():
+            if len(alone[module]) != len(plan.calls):
+                continue
+            splits = [_rows_per_sample(call, *seen, n) for call, seen in zip(plan.calls, alone[module])]
+            if any(split is None for split in splits):
+                continue
+            left = plan.deferred
+            if (not plan.sample_major and plan.rule in _POSITIONAL
+                    and all(split[0] is not None for split in splits)):
+                pairs = [(_by_sample(c.first_input, n), _by_sample(c.grad, n))
+                         for c in plan.calls if c.grad is not None]
+                if pairs:
+                    self._reduce(module, plan, pairs)
+                self.covered.update(plan.ruled.values())
+                left = plan.others
+            if left:
+                try:
+                    grads = _module_sample_grads(module, list(left), plan.calls, splits, n)
+                except Exception:  # an op vmap cannot batch: the whole-model fallback's
+                    continue
+                if not all(_adds_up(grads[local], summed[name])
+                           for local, name in left.items() if name in summed):
+                    continue  # the parameter is used outside its module's forward too
+                for local, grad in grads.items():
+                    _accumulate(self.acc[left[local]], self.w, grad, owned=True)
+                self.covered.update(left.values())
+
+
+#: Rules that sum over every dimension between the sample's and the features': k rows of a
+#: sample are k more positions.
+_POSITIONAL = (_linear_grads, _layernorm_grads)
+
+
+def _by_sample(t: torch.Tensor, n: int) -> torch.Tensor:
+    """[n * k, ...] -> [n, k, ...]."""
+    return t.reshape(n, t.shape[0] // n, *t.shape[1:])
+
+
+def _calls_on(model: nn.Module, x: torch.Tensor, modules) -> dict:
+    """{module: [(inputs, output) of each of its calls]} in a forward of ``model`` over ``x``."""
+    seen = {m: [] for m in modules}
+
+    def hook(module, args, kwargs, output):
+        seen[module].append((tree_map(_detached, (args, kwargs)), _detached(output)))
+
+    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def _rows_per_sample(call: _Call, inputs, output, n: int) -> list | None:
+    """For each leaf of a call's inputs over ``n`` samples, compared with the same call over the
+    first sample alone (``inputs``, ``output``): k, where the leaf holds k rows per sample, sample
+    after sample (its first k rows are the first sample's own); None, where all samples share it;
+    or None for the whole call if a leaf is neither, the output does not split by rows, or an
+    input was changed in place after the call."""
+    if not call.unchanged() or not isinstance(output, torch.Tensor):
+        return None
+    leaves, spec = tree_flatten(call.inputs)
+    alone, alone_spec = tree_flatten(inputs)
+    if spec != alone_spec or not _leads_with_rows(call.output, output, n):
+        return None
+    rows = []
+    for leaf, own in zip(leaves, alone):
+        if not isinstance(leaf, torch.Tensor):
+            if isinstance(own, torch.Tensor) or not (leaf is own or _plain_equal(leaf, own)):
+                return None
+            rows.append(None)
+        elif not isinstance(own, torch.Tensor):
+            return None
+        elif _leads_with_rows(leaf, own, n):
+            rows.append(own.shape[0])
+        elif leaf.shape == own.shape and _same(leaf, own):
+            rows.append(None)
+        else:
+            return None
+    return rows
+
+
+def _leads_with_rows(batched: torch.Tensor, alone: torch.Tensor, n: int) -> bool:
+    return (alone.dim() > 0 and alone.shape[0] > 0 and batched.shape[1:] == alone.shape[1:]
+            and batched.shape[0] == n * alone.shape[0] and _same(batched[: alone.shape[0]], alone))
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to the round-off of a batch-size-dependent kernel (TF32 included); rows of
+    another sample differ by the values' own size."""
+    if not (a.is_floating_point() or a.is_complex()):
+        return torch.equal(a, b)
+    return bool((a - b).abs().max() <= 1e-2 * b.abs().max() + 1e-6) if a.numel() else True
+
+
+def _adds_up(per_sample: torch.Tensor, summed: torch.Tensor) -> bool:
+    """The per-sample gradients add up to the batched one (float32 round-off aside)."""
+    return bool((per_sample.sum(0) - summed).abs().max() <= 1e-4 * summed.abs().max() + 1e-30)
+
+
+def _plain_equal(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _module_sample_grads(module: nn.Module, names: list[str], calls: list[_Call], splits,
+                         n: int) -> dict[str, torch.Tensor]:
+    """{local name: [n, *shape]}: each sample's gradient of the loss with respect to the
+    module's own parameters ``names``, from the module's own forward under ``vmap`` (one sample's
+    rows at a time) and its output gradient, summed over the calls."""
+    from torch.func import functional_call, grad, vmap
+
+    own = dict(module.named_parameters(recurse=False))
+    theta = {local: own[local].detach() for local in names}
+    total = {local: torch.zeros(n, *t.shape, dtype=t.dtype, device=t.device)
+             for local, t in theta.items()}
+    for call, rows in zip(calls, splits):
+        if call.grad is None:
+            continue
+        leaves, spec = tree_flatten(call.inputs)
+        split = [i for i, k in enumerate(rows) if k is not None]
+
+        def term(theta, own_rows, g, leaves=leaves, spec=spec, split=split):
+            filled = list(leaves)
+            for i, t in zip(split, own_rows):
+                filled[i] = t
+            args, kwargs = tree_unflatten(filled, spec)
+            return (functional_call(module, theta, args, kwargs) * g).sum()
+
+        grads = vmap(grad(term), in_dims=(None, 0, 0))(
+            theta, [_by_sample(leaves[i], n) for i in split], _by_sample(call.grad, n))
+        for local in total:
+            total[local] += grads[local]
+    return total
 
 
 def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> torch.Tensor:
     """Accumulates the chunk's per-sample squared gradients; returns the model's output on it."""
     hooks = _Hooks(model, acc, w, scratch)
+    # Parameters without a rule get the batched backward's gradient too (cheap: they are few and
+    # small), so that the module-level pass can show that its per-sample gradients add up to it:
+    # one that a forward other than its module's also uses would not.
+    unruled = [n for plan in hooks.plans.values() for n in plan.others.values()]
     try:
-        for p in params.values():
-            p.requires_grad_(False)  # no parameter gradients: only what flows to the input
+        for n, p in params.items():
+            p.requires_grad_(n in unruled)  # otherwise only what flows to the input
         x = x.detach().requires_grad_(True)
         out = model(x)
         loss = loss_fn(out, y).sum()
         if loss.requires_grad:
-            torch.autograd.grad(loss, x)
+            grads = torch.autograd.grad(loss, [x, *(params[n] for n in unruled)], allow_unused=True)
+        else:
+            grads = [None] * (len(unruled) + 1)
         hooks.flush()
     finally:
         hooks.remove()
+    for n in unruled:
+        params[n].requires_grad_(False)
+    hooks.resolve(model, x.detach(), {n: torch.zeros_like(params[n]) if g is None else g
+                                      for n, g in zip(unruled, grads[1:])})
     rest = [n for n in params if n not in hooks.covered]
     if rest:
         for n in rest:
