@@ -316,6 +316,20 @@ def spy_fallbacks(monkeypatch) -> dict[str, list]:
     return handed
 
 
+def spy_probes(monkeypatch) -> list:
+    """Record the modules of each forward over one sample (sorted by name)."""
+    probes = []
+    real = mnemu.fisher._calls_on
+
+    def probe(model_, x, modules):
+        names = {m: n for n, m in model_.named_modules()}
+        probes.append(sorted(names[m] for m in modules))
+        return real(model_, x, modules)
+
+    monkeypatch.setattr(mnemu.fisher, "_calls_on", probe)
+    return probes
+
+
 def test_unsupported_parameters_take_the_module_level_fallback(monkeypatch):
     model, x, y = _case("outside_module")
     handed = spy_fallbacks(monkeypatch)
@@ -378,10 +392,13 @@ def test_windows_of_each_sample_take_the_module_level_path(monkeypatch):
     model = randomise_norm_layers(WindowNet())
     x, y = _images(5, (2, 4, 4), seed=8), torch.arange(5) % 3
     handed = spy_fallbacks(monkeypatch)
+    probes = spy_probes(monkeypatch)
     weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(9))
-    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=2)  # chunks of 2, 2 and 1
     assert_matches(actual, brute_force(model, x, y, weights))
-    assert handed == {"module": ["Attention.bias_table"], "model": [], "loop": []}
+    assert handed == {"module": ["Attention.bias_table"] * 3, "model": [], "loop": []}
+    # the first chunk's forward over one sample shows the rows; the others have its shapes
+    assert probes == [["attention", "attention.proj", "attention.qkv", "norm"]]
 
 
 def test_windows_that_mix_the_samples_take_the_whole_model_fallback(monkeypatch):
@@ -391,13 +408,16 @@ def test_windows_that_mix_the_samples_take_the_whole_model_fallback(monkeypatch)
     model = randomise_norm_layers(WindowNet(windows_first=True))
     x, y = _images(5, (2, 4, 4), seed=8), torch.arange(5) % 3
     handed = spy_fallbacks(monkeypatch)
+    probes = spy_probes(monkeypatch)
     weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(9))
-    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=3)
     assert_matches(actual, brute_force(model, x, y, weights))
     assert handed["module"] == []
-    assert sorted(handed["model"]) == ["attention.bias_table", "attention.proj.bias",
-                                       "attention.proj.weight", "attention.qkv.bias",
-                                       "attention.qkv.weight", "norm.bias", "norm.weight"]
+    assert len(probes) == 1  # not tried again on the second chunk
+    assert sorted(handed["model"]) == sorted(["attention.bias_table", "attention.proj.bias",
+                                              "attention.proj.weight", "attention.qkv.bias",
+                                              "attention.qkv.weight", "norm.bias",
+                                              "norm.weight"] * 2)
 
 
 class InPlaceNet(nn.Module):

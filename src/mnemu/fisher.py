@@ -298,6 +298,8 @@ def _square_sum(left, right, w, acc, scratch: torch.Tensor) -> None:
 
 
 def _linear_fast(module: nn.Linear, a, g, w, acc: dict, scratch) -> None:
+    if a.dim() > 2 and a[0].numel() == a.shape[-1]:  # a sequence of one position ([N, 1, 1, D])
+        a, g = a.reshape(a.shape[0], -1), g.reshape(g.shape[0], -1)
     if a.dim() == 2:
         # One input vector per sample: sum_n w_n (g_n a_n^T)^2 = (w * g^2)^T @ a^2.
         g2, a2 = g.square(), a.square()
@@ -373,6 +375,7 @@ def sum_squared_grads(
     acc = {n: torch.zeros(weights.shape[0], *p.shape, device=device) for n, p in params.items()}
     flags = {n: p.requires_grad for n, p in params.items()}
     scratch = torch.empty(BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]), device=device)
+    layouts = {}
     try:
         with eval_mode(model):
             for start, x, y in _chunks(inputs, labels, chunk_size):
@@ -380,7 +383,7 @@ def sum_squared_grads(
                 w = weights[:, start : start + len(x)].to(device=device, dtype=torch.float32)
                 out = None
                 if method == "hooks":
-                    out = _hooks(model, params, x, y, w, acc, loss_fn, scratch)
+                    out = _hooks(model, params, x, y, w, acc, loss_fn, scratch, layouts)
                 elif method == "loop":
                     _loop(model, params, x, y, w, acc, loss_fn)
                 else:
@@ -587,29 +590,41 @@ class _Hooks:
         for handle in self.handles:
             handle.remove()
 
-    def resolve(self, model: nn.Module, x: torch.Tensor, summed: dict[str, torch.Tensor]) -> None:
+    def resolve(self, model: nn.Module, x: torch.Tensor, summed: dict[str, torch.Tensor],
+                layouts: dict) -> None:
         """The modules left after the backward, each from its own calls. A forward over the first
         sample alone shows whether each tensor of a call holds k rows per sample, sample after
         sample, or is shared by all samples (:func:`_rows_per_sample`); if every call passes,
         a positional rule (Linear, LayerNorm) takes the k rows for positions, and the module's
         other parameters get ``vmap`` over the samples of the module's own forward, on its own
         inputs and output gradient (:func:`_module_sample_grads`), not the whole model's; they
-        must add up to ``summed``, the batched gradient (by full name) of those that have one."""
+        must add up to ``summed``, the batched gradient (by full name) of those that have one.
+        What the forward over one sample showed is kept in ``layouts`` for the next chunks of the
+        same inputs: calls whose tensors have the shapes it predicts need no such forward."""
         waiting = {m: plan for m, plan in self.plans.items()
                    if not plan.broken and plan.calls and plan.deferred}
-        if not waiting:
-            return
-        alone = _calls_on(model, x[:1], list(waiting))
         n = self.samples
+        splits = {m: _fitting(plan.calls, layouts.get(m), n) for m, plan in waiting.items()}
+        # a module whose rows did not split in an earlier chunk is not tried again
+        unknown = [m for m, rows in splits.items() if rows is None and layouts.get(m, ()) is not None]
+        if unknown:
+            alone = _calls_on(model, x[:1], unknown)
+            for module in unknown:
+                calls, seen = waiting[module].calls, alone[module]
+                rows = ([_rows_per_sample(call, *one, n) for call, one in zip(calls, seen)]
+                        if len(seen) == len(calls) else [None])
+                if all(r is not None for r in rows):
+                    splits[module] = rows
+                    layouts[module] = [_layout(call, r, n) for call, r in zip(calls, rows)]
+                else:
+                    layouts[module] = None
         for module, plan in waiting.items():
-            if len(alone[module]) != len(plan.calls):
-                continue
-            splits = [_rows_per_sample(call, *seen, n) for call, seen in zip(plan.calls, alone[module])]
-            if any(split is None for split in splits):
+            rows = splits[module]
+            if rows is None:
                 continue
             left = plan.deferred
             if (not plan.sample_major and plan.rule in _POSITIONAL
-                    and all(split[0] is not None for split in splits)):
+                    and all(call_rows[0] is not None for call_rows in rows)):
                 pairs = [(_by_sample(c.first_input, n), _by_sample(c.grad, n))
                          for c in plan.calls if c.grad is not None]
                 if pairs:
@@ -618,7 +633,7 @@ class _Hooks:
                 left = plan.others
             if left:
                 try:
-                    grads = _module_sample_grads(module, list(left), plan.calls, splits, n)
+                    grads = _module_sample_grads(module, list(left), plan.calls, rows, n)
                 except Exception:  # an op vmap cannot batch: the whole-model fallback's
                     continue
                 if not all(_adds_up(grads[local], summed[name])
@@ -685,6 +700,43 @@ def _rows_per_sample(call: _Call, inputs, output, n: int) -> list | None:
     return rows
 
 
+def _layout(call: _Call, rows: list, n: int) -> tuple:
+    """What a call's rows showed, by shape: each input leaf's per-sample shape ``(k, *rest)``
+    (rows), its whole shape (shared) or its value (not a tensor), and the output's."""
+    leaves, spec = tree_flatten(call.inputs)
+    kinds = [("value", leaf) if not isinstance(leaf, torch.Tensor)
+             else ("shared", leaf.shape) if k is None
+             else ("rows", (k, *leaf.shape[1:])) for leaf, k in zip(leaves, rows)]
+    return spec, kinds, (call.output.shape[0] // n, *call.output.shape[1:])
+
+
+def _fitting(calls: list[_Call], layouts: list | None, n: int) -> list | None:
+    """Each call's rows per leaf if the calls have the shapes the ``layouts`` of an earlier chunk
+    predict for ``n`` samples (and are unchanged since); else None."""
+    if not layouts or len(layouts) != len(calls):
+        return None
+    splits = []
+    for call, (spec, kinds, (out_rows, *out_rest)) in zip(calls, layouts):
+        leaves, call_spec = tree_flatten(call.inputs)
+        if (call_spec != spec or not call.unchanged()
+                or tuple(call.output.shape) != (n * out_rows, *out_rest)):
+            return None
+        rows = []
+        for leaf, (kind, value) in zip(leaves, kinds):
+            is_tensor = isinstance(leaf, torch.Tensor)
+            if kind == "value":
+                fits = not is_tensor and (leaf is value or _plain_equal(leaf, value))
+            elif kind == "shared":
+                fits = is_tensor and leaf.shape == value
+            else:
+                fits = is_tensor and tuple(leaf.shape) == (n * value[0], *value[1:])
+            if not fits:
+                return None
+            rows.append(value[0] if kind == "rows" else None)
+        splits.append(rows)
+    return splits
+
+
 def _leads_with_rows(batched: torch.Tensor, alone: torch.Tensor, n: int) -> bool:
     return (alone.dim() > 0 and alone.shape[0] > 0 and batched.shape[1:] == alone.shape[1:]
             and batched.shape[0] == n * alone.shape[0] and _same(batched[: alone.shape[0]], alone))
@@ -741,8 +793,9 @@ def _module_sample_grads(module: nn.Module, names: list[str], calls: list[_Call]
     return total
 
 
-def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> torch.Tensor:
-    """Accumulates the chunk's per-sample squared gradients; returns the model's output on it."""
+def _hooks(model, params, x, y, w, acc, loss_fn, scratch, layouts: dict) -> torch.Tensor:
+    """Accumulates the chunk's per-sample squared gradients; returns the model's output on it.
+    ``layouts``: what earlier chunks showed of how modules' rows split by sample."""
     hooks = _Hooks(model, acc, w, scratch)
     # Parameters without a rule get the batched backward's gradient too (cheap: they are few and
     # small), so that the module-level pass can show that its per-sample gradients add up to it:
@@ -764,7 +817,7 @@ def _hooks(model, params, x, y, w, acc, loss_fn, scratch) -> torch.Tensor:
     for n in unruled:
         params[n].requires_grad_(False)
     hooks.resolve(model, x.detach(), {n: torch.zeros_like(params[n]) if g is None else g
-                                      for n, g in zip(unruled, grads[1:])})
+                                      for n, g in zip(unruled, grads[1:])}, layouts)
     rest = [n for n in params if n not in hooks.covered]
     if rest:
         for n in rest:
