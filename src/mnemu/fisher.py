@@ -28,11 +28,13 @@ give every per-sample gradient. Three ways to get them, all exact:
 beat the loop by about 2x and BackPACK's ``SumGradSquared`` by about 10x, and Opacus does not take
 BatchNorm layers at all, so the hand-written hooks earn their place.
 
-The hooks take the first dimension of every supported layer's input for the sample dimension. A
-layer that sees sequence-first input ``[T, N, D]`` is caught when T differs from the number of
-samples (it goes to the fallback), but not when T happens to equal it; parameters used outside
-their module's forward (weights tied through a functional call) are not seen either. Use
-``method="vmap"`` for such models.
+The hooks take the first dimension of a supported layer's input for the sample dimension when it
+equals the number of samples. A layer that sees sequence-first input ``[T, N, D]`` is caught when
+T differs from it (the forward over one sample then shows that its rows do not split by sample),
+but not when T happens to equal it; nor is a supported layer's parameter that is also used
+outside its module's forward (weights tied through a functional call). Use ``method="vmap"`` for
+such models. Parameters without a rule are safe from both: each module's rows are checked, and
+its per-sample gradients must add up to the batched gradient.
 """
 
 from __future__ import annotations
