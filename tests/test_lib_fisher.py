@@ -420,6 +420,33 @@ def test_windows_that_mix_the_samples_take_the_whole_model_fallback(monkeypatch)
                                               "norm.weight"] * 2)
 
 
+class MixedCallsNet(nn.Module):
+    """A Linear called first on [N, D] and then on [N * 2, D] (two rows per sample)."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):  # [N, 2, 4]
+        first = torch.tanh(self.lin(x[:, 0]))
+        rows = torch.tanh(self.lin(x.reshape(-1, 4))).view(len(x), 2, 4)
+        return self.head(first + rows.mean(1))
+
+
+def test_a_supported_module_called_with_and_without_rows_per_sample(monkeypatch):
+    """Its sample-major call kept no output to compare with the forward over one sample: the
+    whole-model fallback takes it, exactly."""
+    torch.manual_seed(0)
+    model = MixedCallsNet()
+    x, y = torch.randn(5, 2, 4, generator=torch.Generator().manual_seed(14)), torch.arange(5) % 3
+    handed = spy_fallbacks(monkeypatch)
+    weights = torch.rand(2, len(x), generator=torch.Generator().manual_seed(15))
+    actual = sum_squared_grads(model, x, y, weights, chunk_size=5)
+    assert_matches(actual, brute_force(model, x, y, weights))
+    assert handed == {"module": [], "model": ["lin.weight", "lin.bias"], "loop": []}
+
+
 class InPlaceNet(nn.Module):
     """A module's input changed in place after the call, which autograd allows (what it saves
     is exp's output, not the input): the input kept for the module no longer holds what the

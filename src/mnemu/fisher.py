@@ -451,12 +451,14 @@ def _vmap(model, params, names, x, y, w, acc, loss_fn) -> None:
 
 class _Call:
     """One call of a hooked module: its inputs (detached; their version counters kept, to tell
-    whether something changed them in place before they are used), its output and, once the
+    whether something changed them in place before they are used), its output's shape and, where
+    ``keep_output``, the output itself (to compare with a forward over one sample), and, once the
     backward brings it, the gradient of the loss with respect to that output."""
 
-    def __init__(self, args, kwargs, output: torch.Tensor):
+    def __init__(self, args, kwargs, output: torch.Tensor, keep_output: bool):
         self.inputs = tree_map(_detached, (args, kwargs))
-        self.output = output.detach()
+        self.output = output.detach() if keep_output else None
+        self.output_shape = tuple(output.shape)
         self.grad: torch.Tensor | None = None
         self.versions = [t._version for t in tree_leaves(self.inputs) if isinstance(t, torch.Tensor)]
 
@@ -541,11 +543,13 @@ class _Hooks:
         if not isinstance(output, torch.Tensor):
             plan.broken, plan.calls = True, []
             return
-        call = _Call(args, kwargs, output)
         first = args[0] if args else None
         if not (isinstance(first, torch.Tensor) and first.dim() and output.dim()
                 and first.shape[0] == self.samples == output.shape[0]):
             plan.sample_major = False
+        # a supported module's sample-major output is never compared: not kept (memory)
+        call = _Call(args, kwargs, output,
+                     keep_output=plan.rule is None or bool(plan.others) or not plan.sample_major)
         plan.calls.append(call)
         if output.requires_grad:
             output.register_hook(lambda g: self._backward(module, call, g))
@@ -683,7 +687,8 @@ def _rows_per_sample(call: _Call, inputs, output, n: int) -> list | None:
         return None
     leaves, spec = tree_flatten(call.inputs)
     alone, alone_spec = tree_flatten(inputs)
-    if spec != alone_spec or not _leads_with_rows(call.output, output, n):
+    if (spec != alone_spec or call.output is None
+            or not _leads_with_rows(call.output, output, n)):
         return None
     rows = []
     for leaf, own in zip(leaves, alone):
@@ -709,7 +714,7 @@ def _layout(call: _Call, rows: list, n: int) -> tuple:
     kinds = [("value", leaf) if not isinstance(leaf, torch.Tensor)
              else ("shared", leaf.shape) if k is None
              else ("rows", (k, *leaf.shape[1:])) for leaf, k in zip(leaves, rows)]
-    return spec, kinds, (call.output.shape[0] // n, *call.output.shape[1:])
+    return spec, kinds, (call.output_shape[0] // n, *call.output_shape[1:])
 
 
 def _fitting(calls: list[_Call], layouts: list | None, n: int) -> list | None:
@@ -721,7 +726,7 @@ def _fitting(calls: list[_Call], layouts: list | None, n: int) -> list | None:
     for call, (spec, kinds, (out_rows, *out_rest)) in zip(calls, layouts):
         leaves, call_spec = tree_flatten(call.inputs)
         if (call_spec != spec or not call.unchanged()
-                or tuple(call.output.shape) != (n * out_rows, *out_rest)):
+                or call.output_shape != (n * out_rows, *out_rest)):
             return None
         rows = []
         for leaf, (kind, value) in zip(leaves, kinds):
