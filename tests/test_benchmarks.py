@@ -1,0 +1,62 @@
+"""benchmarks/auto_headroom.py on a real (tiny) checkpoint: its answers must follow from the
+points it scored, and auto's row must be what auto does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import mnemu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("source", ["codes", "data5"])
+def test_headroom_picks_from_the_points_it_scored(lib_tiny_checkpoint, tmp_path, capsys, source):
+    headroom = _module("auto_headroom")
+    out = tmp_path / "headroom.json"
+    headroom.main([lib_tiny_checkpoint, "--classes", "1", "--path-step", "16", "--tolerance", "2",
+                   "--target", "90", "--data-dir", str(tmp_path), "--json", str(out),
+                   "--fisher-from", source])
+    assert "| 1 |" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["class"] == 1
+    checkpoint = mnemu.load_checkpoint(lib_tiny_checkpoint)
+    test = checkpoint.dataset(str(tmp_path)).test
+    before = mnemu.evaluate(checkpoint.model, test, [1], checkpoint.num_classes)
+    assert abs(row["before"]["A_R"] - before["A_R"]) < 0.01
+    # auto's row is auto's model on the test split, from the Fisher of the codes or of 5 real
+    # training samples per class
+    inputs, labels = checkpoint.codes, None
+    if source == "data5":
+        inputs = checkpoint.dataset(str(tmp_path), augment=False, max_train_per_class=5).train
+        labels = inputs.labels
+    model, record = mnemu.auto_lambdas(mnemu.Forgetter(checkpoint.model, inputs, [1],
+                                                       labels=labels))
+    after = mnemu.evaluate(model, test, [1], checkpoint.num_classes)
+    assert row["auto"]["s"] == record["auto"]["s"]
+    assert abs(row["auto"]["E_F"] - after["E_F"]) < 0.01
+    # both signs at every 16th path point, and the paper's 7 x 7 grid
+    assert len(row["points"]["path"]) == 2 * len(mnemu.lambdas.auto_path()[::16])
+    assert len(row["points"]["grid"]) == 49
+    for where in ("path", "grid"):
+        points, answer = row["points"][where], row[where]
+        kept = [p for p in points if p["A_R"] >= row["before"]["A_R"] - 2]
+        best = answer["best_within_tolerance"]
+        assert best in kept and best["E_F"] == max(p["E_F"] for p in kept)
+        reaching = [p for p in points if p["E_F"] >= 90]
+        cheapest = answer["cheapest_reaching_target"]
+        if reaching:
+            assert cheapest in reaching and cheapest["A_R"] == max(p["A_R"] for p in reaching)
+        else:
+            assert cheapest is None
