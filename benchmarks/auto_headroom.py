@@ -6,7 +6,8 @@ split would do: for each forget class of a trained model it runs Alg. 2 (one cod
 * auto's own choice (``mnemu.auto_lambdas``),
 * every ``--path-step``-th point of auto's path (lambda1 = s, lambda2 = 1e5 s), each sign on its
   own, as auto follows them,
-* every point of the paper's 7 x 7 grid (Figs. 6-9), the sign chosen on the codes as Alg. 2 does,
+* every point of the paper's 7 x 7 grid (Figs. 6-9; ``lambda1_grid`` x ``lambda2_grid`` of
+  ``--config``), the sign chosen on the codes as Alg. 2 does,
 
 and scores each on the test split (A_R, E_F). ``--fisher-from dataN`` computes the Fisher (and
 scores auto's tries) from the first N real training samples of each class instead of the codes,
@@ -32,16 +33,21 @@ import json
 import time
 
 import torch
+import yaml
 from torch.utils.data import TensorDataset
 
 import mnemu
 from mnemu.lambdas import AUTO_RATIO, auto_path
 
-PAPER_LAMBDA1 = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-PAPER_LAMBDA2 = [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
+
+def grid_of(config_path: str) -> list[tuple[float, float]]:
+    """The (lambda1, lambda2) grid of a workflow configuration (the paper's: config/config.yaml)."""
+    with open(config_path) as handle:
+        config = yaml.safe_load(handle)
+    return [(float(l1), float(l2)) for l1 in config["lambda1_grid"] for l2 in config["lambda2_grid"]]
 
 
-def test_set(checkpoint, data_dir: str) -> TensorDataset:
+def held_test_split(checkpoint, data_dir: str) -> TensorDataset:
     """The model's test split held as tensors: it is scored hundreds of times."""
     test = checkpoint.dataset(data_dir, augment=False).test
     images, labels = zip(*(test[i] for i in range(len(test))))
@@ -79,7 +85,7 @@ def fisher_samples(checkpoint, source: str, data_dir: str) -> tuple:
 
 
 def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, target: float,
-            samples: tuple) -> dict:
+            samples: tuple, grid_points: list[tuple[float, float]]) -> dict:
     began = time.perf_counter()
     inputs, labels = samples
     forgetter = mnemu.Forgetter(checkpoint.model, inputs, [forget], labels=labels,
@@ -96,12 +102,11 @@ def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, ta
             a_r, e_f = score(forgetter.perturb(s, AUTO_RATIO * s, sign, into=scratch), [forget])
             path.append({"s": s, "sign": "+" if sign > 0 else "-", "A_R": a_r, "E_F": e_f})
     grid = []
-    for lambda1 in PAPER_LAMBDA1:
-        for lambda2 in PAPER_LAMBDA2:
-            model, rec = forgetter.apply(lambda1, lambda2, into=scratch)
-            a_r, e_f = score(model, [forget])
-            grid.append({"lambda1": lambda1, "lambda2": lambda2, "sign": rec["sign"], "A_R": a_r,
-                         "E_F": e_f})
+    for lambda1, lambda2 in grid_points:
+        model, rec = forgetter.apply(lambda1, lambda2, into=scratch)
+        a_r, e_f = score(model, [forget])
+        grid.append({"lambda1": lambda1, "lambda2": lambda2, "sign": rec["sign"], "A_R": a_r,
+                     "E_F": e_f})
     return {"class": forget, "before": {"A_R": before[0], "E_F": before[1]}, "auto": auto,
             "path": headroom(path, before[0], tolerance, target),
             "grid": headroom(grid, before[0], tolerance, target),
@@ -122,6 +127,8 @@ def main(argv=None):
     parser.add_argument("models", nargs="+", help="checkpoints trained with codes (model.pt)")
     parser.add_argument("--classes", type=int, nargs="+", help="forget classes (default: all)")
     parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--config", default="config/config.yaml",
+                        help="the workflow configuration whose lambda grid is scored")
     parser.add_argument("--path-step", type=int, default=3,
                         help="score every n-th point of auto's path (32 a decade; default 3)")
     parser.add_argument("--tolerance", type=float, default=5.0,
@@ -141,12 +148,12 @@ def main(argv=None):
           "grid: cheapest |\n|---|---|---|---|---|---|---|---|")
     for path in args.models:
         checkpoint = mnemu.load_checkpoint(path)
-        score = scorer(test_set(checkpoint, args.data_dir), checkpoint.num_classes)
+        score = scorer(held_test_split(checkpoint, args.data_dir), checkpoint.num_classes)
         samples = fisher_samples(checkpoint, args.fisher_from, args.data_dir)
         for forget in args.classes if args.classes is not None else range(checkpoint.num_classes):
             row = {"model": path, "fisher_from": args.fisher_from,
                    **analyse(checkpoint, score, forget, args.path_step, args.tolerance,
-                             args.target, samples)}
+                             args.target, samples, grid_of(args.config))}
             rows.append(row)
             b, a = row["before"], row["auto"]
             print(f"| {path} | {forget} | {b['A_R']:.1f} / {b['E_F']:.1f} | {a['A_R']:.1f} / "

@@ -27,7 +27,7 @@ def test_headroom_picks_from_the_points_it_scored(lib_tiny_checkpoint, tmp_path,
     out = tmp_path / "headroom.json"
     headroom.main([lib_tiny_checkpoint, "--classes", "1", "--path-step", "16", "--tolerance", "2",
                    "--target", "90", "--data-dir", str(tmp_path), "--json", str(out),
-                   "--fisher-from", source])
+                   "--fisher-from", source, "--config", str(ROOT / "config" / "config.yaml")])
     assert "| 1 |" in capsys.readouterr().out
     (row,) = json.loads(out.read_text())["rows"]
     assert row["class"] == 1
@@ -46,7 +46,7 @@ def test_headroom_picks_from_the_points_it_scored(lib_tiny_checkpoint, tmp_path,
     after = mnemu.evaluate(model, test, [1], checkpoint.num_classes)
     assert row["auto"]["s"] == record["auto"]["s"]
     assert abs(row["auto"]["E_F"] - after["E_F"]) < 0.01
-    # both signs at every 16th path point, and the paper's 7 x 7 grid
+    # both signs at every 16th path point, and the paper's 7 x 7 grid (config/config.yaml's)
     assert len(row["points"]["path"]) == 2 * len(mnemu.lambdas.auto_path()[::16])
     assert len(row["points"]["grid"]) == 49
     for where in ("path", "grid"):
