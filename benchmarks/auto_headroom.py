@@ -38,6 +38,7 @@ from torch.utils.data import TensorDataset
 
 import mnemu
 from mnemu.lambdas import AUTO_RATIO, auto_path
+from mnemu.pipeline import fisher_inputs
 
 
 def grid_of(config_path: str) -> list[tuple[float, float]]:
@@ -73,15 +74,12 @@ def headroom(points: list[dict], before_a_r: float, tolerance: float, target: fl
     return {"best_within_tolerance": best, "cheapest_reaching_target": cheapest}
 
 
-def fisher_samples(checkpoint, source: str, data_dir: str) -> tuple:
-    """``(inputs, labels)`` the Fisher is computed from: the codes, or ``dataN``: the first N
-    training samples of each class, unaugmented."""
-    if source == "codes":
-        return checkpoint.codes, None
-    if not (source.startswith("data") and source[4:].isdigit()):
-        raise SystemExit(f"--fisher-from takes codes or dataN (N samples per class), got {source!r}")
-    train = checkpoint.dataset(data_dir, augment=False, max_train_per_class=int(source[4:])).train
-    return train, train.labels
+def fisher_source(value: str) -> str:
+    """``--fisher-from``: ``codes``, or ``dataN`` (the first N unaugmented training samples of
+    each class, as the workflow's Fisher rule reads them: :func:`mnemu.pipeline.fisher_inputs`)."""
+    if value != "codes" and not (value.startswith("data") and value[4:].isdigit()):
+        raise argparse.ArgumentTypeError(f"codes or dataN (N samples per class), not {value!r}")
+    return value
 
 
 def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, target: float,
@@ -113,10 +111,10 @@ def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, ta
             "points": {"path": path, "grid": grid}, "seconds": time.perf_counter() - began}
 
 
-def cell(point, key_lambda: str) -> str:
+def cell(point: dict | None) -> str:
     if point is None:
         return "none"
-    where = (f"s {point['s']:.2g}{point['sign']}" if key_lambda == "s"
+    where = (f"s {point['s']:.2g}{point['sign']}" if "s" in point
              else f"{point['lambda1']:g}, {point['lambda2']:g}")
     return f"{point['A_R']:.1f} / {point['E_F']:.1f} ({where})"
 
@@ -134,12 +132,13 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=5.0,
                         help="points of test A_R a point may lose (default 5)")
     parser.add_argument("--target", type=float, default=95.0, help="test E_F to reach (default 95)")
-    parser.add_argument("--fisher-from", default="codes",
+    parser.add_argument("--fisher-from", default="codes", type=fisher_source,
                         help="codes (default) or dataN: N real training samples per class")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write every scored point here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    grid_points = grid_of(args.config)
     rows = []
     print(f"Fisher from {args.fisher_from}; test A_R / E_F; best: highest E_F within "
           f"{args.tolerance:g} points of A_R before; cheapest: highest A_R where E_F >= "
@@ -149,19 +148,19 @@ def main(argv=None):
     for path in args.models:
         checkpoint = mnemu.load_checkpoint(path)
         score = scorer(held_test_split(checkpoint, args.data_dir), checkpoint.num_classes)
-        samples = fisher_samples(checkpoint, args.fisher_from, args.data_dir)
+        samples = fisher_inputs(checkpoint, args.fisher_from, args.data_dir)
         for forget in args.classes if args.classes is not None else range(checkpoint.num_classes):
             row = {"model": path, "fisher_from": args.fisher_from,
                    **analyse(checkpoint, score, forget, args.path_step, args.tolerance,
-                             args.target, samples, grid_of(args.config))}
+                             args.target, samples, grid_points)}
             rows.append(row)
             b, a = row["before"], row["auto"]
             print(f"| {path} | {forget} | {b['A_R']:.1f} / {b['E_F']:.1f} | {a['A_R']:.1f} / "
                   f"{a['E_F']:.1f} ({a['verdict']}) | "
-                  f"{cell(row['path']['best_within_tolerance'], 's')} | "
-                  f"{cell(row['path']['cheapest_reaching_target'], 's')} | "
-                  f"{cell(row['grid']['best_within_tolerance'], 'grid')} | "
-                  f"{cell(row['grid']['cheapest_reaching_target'], 'grid')} |", flush=True)
+                  f"{cell(row['path']['best_within_tolerance'])} | "
+                  f"{cell(row['path']['cheapest_reaching_target'])} | "
+                  f"{cell(row['grid']['best_within_tolerance'])} | "
+                  f"{cell(row['grid']['cheapest_reaching_target'])} |", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"tolerance": args.tolerance, "target": args.target, "rows": rows}, handle,

@@ -149,7 +149,7 @@ def _training_samples(checkpoint: Checkpoint, source: str, data_dir: str):
     return checkpoint.dataset(data_dir, **options).train
 
 
-def _fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
+def fisher_inputs(checkpoint: Checkpoint, source: str, data_dir: str):
     """What the Fisher is computed from: the codes ``(tensor, labels)``, or real training
     samples ``(Dataset, its labels)``."""
     if source == "codes":
@@ -166,7 +166,7 @@ def fisher_step(model_path: str, source: str, classes: str, data_dir: str, metho
     checkpoint = read_output(model_path, "train", lambda p: load_checkpoint(p, device))
     forget = check_classes(_parse_classes(classes), checkpoint.num_classes)
     remain = [c for c in range(checkpoint.num_classes) if c not in forget]
-    inputs, labels = _fisher_inputs(checkpoint, source, data_dir)
+    inputs, labels = fisher_inputs(checkpoint, source, data_dir)
     began = time.perf_counter()
     f_forget, f_remain = class_fisher(checkpoint.model, inputs, labels, [forget, remain],
                                       method=method)
