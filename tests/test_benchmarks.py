@@ -60,3 +60,20 @@ def test_headroom_picks_from_the_points_it_scored(lib_tiny_checkpoint, tmp_path,
             assert cheapest in reaching and cheapest["A_R"] == max(p["A_R"] for p in reaching)
         else:
             assert cheapest is None
+
+
+def test_auto_cost_times_both_forgets_and_counts_autos_tries(lib_tiny_checkpoint, tmp_path,
+                                                             capsys):
+    cost = _module("auto_cost")
+    checkpoint = mnemu.load_checkpoint(lib_tiny_checkpoint)
+    row = cost.request_cost(checkpoint, (checkpoint.codes, None), 1, (1e-4, 10.0), repeats=2)
+    _, record = mnemu.auto_lambdas(mnemu.Forgetter(checkpoint.model, checkpoint.codes, [1]))
+    assert row["tries"] == record["auto"]["num_tried"] > 0
+    assert row["verdict"] == record["auto"]["verdict"]
+    assert 0 < row["fisher"] < row["fixed"] and row["auto"] > row["fisher"]
+    assert 0 < row["per_try"] * row["tries"] < row["auto"]
+    cost.main([lib_tiny_checkpoint, "--classes", "1", "2", "--repeats", "1",
+               "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| 1 |" in out and "| 2 |" in out
+    assert "auto / fixed median" in out and "of 2; tries median" in out
