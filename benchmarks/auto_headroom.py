@@ -4,8 +4,8 @@
 split would do: for each forget class of a trained model it runs Alg. 2 (one code Fisher) at
 
 * auto's own choice (``mnemu.auto_lambdas``),
-* every ``--path-step``-th point of auto's path (lambda1 = s, lambda2 = 1e5 s), each sign on its
-  own, as auto follows them,
+* every ``--path-step``-th point of auto's path (lambda1 = s, lambda2 = 1e5 s; at
+  ``--steps-per-decade``, auto's own by default), each sign on its own, as auto follows them,
 * every point of the paper's 7 x 7 grid (Figs. 6-9; ``lambda1_grid`` x ``lambda2_grid`` of
   ``--config``), the sign chosen on the codes as Alg. 2 does,
 
@@ -37,7 +37,7 @@ import yaml
 from torch.utils.data import TensorDataset
 
 import mnemu
-from mnemu.lambdas import AUTO_RATIO, auto_path
+from mnemu.lambdas import AUTO_RATIO, AUTO_STEPS_PER_DECADE, auto_path
 from mnemu.pipeline import fisher_inputs
 
 
@@ -82,8 +82,8 @@ def fisher_source(value: str) -> str:
     return value
 
 
-def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, target: float,
-            samples: tuple, grid_points: list[tuple[float, float]]) -> dict:
+def analyse(checkpoint, score, forget: int, path_points: list[float], tolerance: float,
+            target: float, samples: tuple, grid_points: list[tuple[float, float]]) -> dict:
     began = time.perf_counter()
     inputs, labels = samples
     forgetter = mnemu.Forgetter(checkpoint.model, inputs, [forget], labels=labels,
@@ -95,7 +95,7 @@ def analyse(checkpoint, score, forget: int, path_step: int, tolerance: float, ta
             "A_R": a_r, "E_F": e_f}
     scratch = copy.deepcopy(checkpoint.model)
     path = []
-    for s in auto_path()[::path_step]:
+    for s in path_points:
         for sign in (-1, +1):
             a_r, e_f = score(forgetter.perturb(s, AUTO_RATIO * s, sign, into=scratch), [forget])
             path.append({"s": s, "sign": "+" if sign > 0 else "-", "A_R": a_r, "E_F": e_f})
@@ -128,7 +128,10 @@ def main(argv=None):
     parser.add_argument("--config", default="config/config.yaml",
                         help="the workflow configuration whose lambda grid is scored")
     parser.add_argument("--path-step", type=int, default=3,
-                        help="score every n-th point of auto's path (32 a decade; default 3)")
+                        help="score every n-th point of the path (default 3)")
+    parser.add_argument("--steps-per-decade", type=int, default=AUTO_STEPS_PER_DECADE,
+                        help=f"points a decade of the path scored (default auto's: "
+                             f"{AUTO_STEPS_PER_DECADE})")
     parser.add_argument("--tolerance", type=float, default=5.0,
                         help="points of test A_R a point may lose (default 5)")
     parser.add_argument("--target", type=float, default=95.0, help="test E_F to reach (default 95)")
@@ -139,6 +142,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     grid_points = grid_of(args.config)
+    path_points = auto_path(steps_per_decade=args.steps_per_decade)[::args.path_step]
     rows = []
     print(f"Fisher from {args.fisher_from}; test A_R / E_F; best: highest E_F within "
           f"{args.tolerance:g} points of A_R before; cheapest: highest A_R where E_F >= "
@@ -151,7 +155,7 @@ def main(argv=None):
         samples = fisher_inputs(checkpoint, args.fisher_from, args.data_dir)
         for forget in args.classes if args.classes is not None else range(checkpoint.num_classes):
             row = {"model": path, "fisher_from": args.fisher_from,
-                   **analyse(checkpoint, score, forget, args.path_step, args.tolerance,
+                   **analyse(checkpoint, score, forget, path_points, args.tolerance,
                              args.target, samples, grid_points)}
             rows.append(row)
             b, a = row["before"], row["auto"]
