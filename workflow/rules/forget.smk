@@ -81,9 +81,12 @@ rule forget:
         "../../scripts/forget.py"
 
 
+# The auto rule's code is an input: its choices are the experiment, and a change to it (its path,
+# its stop) must rerun these jobs, which Snakemake does not do for library code on its own.
 rule forget_auto:
     input:
         model=f"{MODEL_DIR}/model.pt",
+        rule_code="src/mnemu/lambdas.py",
     output:
         metrics=f"{MODEL_DIR}/forget{{classes}}_auto/metrics.json",
         model=f"{MODEL_DIR}/forget{{classes}}_auto/model.pt",
