@@ -8,8 +8,9 @@ machine,
   one (lambda1, lambda2) (both signs perturbed and scored on the codes: Alg. 2 as the paper has it),
 * auto: ``Forgetter`` + ``auto_lambdas`` (the same Fisher, then its tries on the codes),
 
-and prints the median of ``--repeats`` runs of each, their ratio, auto's number of tries, and the
-split of a try (perturbation, scoring on the codes). Nothing but the codes is read; the chosen
+and prints the median of ``--repeats`` runs of each, their ratio, auto's number of tries, its
+Fisher pass and the time of one try (a perturbation and a forward over the codes, from auto's
+own record). Nothing but the codes is read; the chosen
 point is that of the ``forget_auto`` rule. Times are noisy on a shared machine: only the ratios,
 measured side by side, mean much.
 

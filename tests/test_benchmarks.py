@@ -70,7 +70,9 @@ def test_auto_cost_times_both_forgets_and_counts_autos_tries(lib_tiny_checkpoint
     _, record = mnemu.auto_lambdas(mnemu.Forgetter(checkpoint.model, checkpoint.codes, [1]))
     assert row["tries"] == record["auto"]["num_tried"] > 0
     assert row["verdict"] == record["auto"]["verdict"]
-    assert 0 < row["fisher"] < row["fixed"] and row["auto"] > row["fisher"]
+    # parts of auto's own runs are smaller than those runs (the fixed forgets are other runs, and
+    # comparing times across runs would flake on a busy machine)
+    assert row["fixed"] > 0 and 0 < row["fisher"] < row["auto"]
     assert 0 < row["per_try"] * row["tries"] < row["auto"]
     cost.main([lib_tiny_checkpoint, "--classes", "1", "2", "--repeats", "1",
                "--data-dir", str(tmp_path)])
