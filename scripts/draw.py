@@ -1,7 +1,7 @@
 """Snakemake adapter: draw one paper artefact, a figure or a table (rules figure and table)."""
 
 from mnemu.artefacts import by_id, draw
-from mnemu.pipeline import job
+from mnemu.jobs import job
 
 with job(snakemake.log[0], snakemake.threads):
     draw(

@@ -1,6 +1,6 @@
 """Snakemake adapter: the reproduction report of this configuration (rule report)."""
 
-from mnemu.pipeline import job
+from mnemu.jobs import job
 from mnemu.reporting import build_report
 
 with job(snakemake.log[0], snakemake.threads):

@@ -1,6 +1,6 @@
 """Snakemake adapter: gather per-run records into one tidy CSV (rule summarise)."""
 
-from mnemu.pipeline import job, summarise_step
+from mnemu.jobs import job, summarise_step
 
 with job(snakemake.log[0], snakemake.threads):
     summarise_step(list(snakemake.input), snakemake.output[0])

@@ -11,7 +11,7 @@ from torch import nn
 from mnemu import MnemuError
 from mnemu.analysis import fisher_error, gradient_stats, group_magnitudes, loss_gradients
 from mnemu.fisher import class_fisher
-from mnemu.forget import Forgetter
+from mnemu.forgetting import Forgetter
 from test_lib_fisher import ListImages  # one data set served a sample at a time
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 
 import pytest
@@ -13,9 +12,7 @@ from torch import nn
 
 import mnemu
 from mnemu import Forgetter, MnemuError, class_fisher, forget, forget_grid
-
-# ``mnemu.forget`` is the function (the package re-exports it over the module's name)
-forget_module = importlib.import_module("mnemu.forget")
+from mnemu import forgetting as forget_module
 
 EPS = 1e-16
 

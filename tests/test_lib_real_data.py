@@ -3,14 +3,12 @@ lambda grid of Figs 6-9 (one code Fisher for the whole grid). ``pytest -s`` prin
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import torch
 
 from mnemu import Forgetter, TrainSettings, evaluate, forget_grid, load_dataset, train_checkpoint
-
-forget_module = importlib.import_module("mnemu.forget")  # ``mnemu.forget`` is the function
+from mnemu import forgetting as forget_module
 
 LAMBDA1 = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 LAMBDA2 = [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]

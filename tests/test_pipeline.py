@@ -6,14 +6,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from mnemu import MnemuError, evaluate, load_checkpoint
-from mnemu.pipeline import (baseline_step, choose_lambda_step, classes_tag, fisher_step,
-                            forget_step, lambda_grid_step, prepare_data_step, summarise_step,
-                            train_settings, train_step)
+from mnemu.jobs import classes_tag, summarise_step
+from mnemu.pipeline import (baseline_step, choose_lambda_step, fisher_step, forget_step,
+                            lambda_grid_step, prepare_data_step, train_settings, train_step)
 
 BENCH = {"dataset": "synthetic",
          "data_options": {"num_classes": 4, "image_shape": [1, 8, 8], "train_per_class": 40,
@@ -151,6 +153,42 @@ def test_summarise_step_refuses_nothing(tmp_path):
     empty.write_text("a,b\n")
     with pytest.raises(MnemuError, match="nothing to summarise"):
         summarise_step([str(empty)], str(tmp_path / "out.csv"))
+
+
+def test_the_light_steps_load_no_torch(tmp_path):
+    """Summaries, tables, figures and the report run in processes that never import torch
+    (about 4 s of CPU each here): the package's names load on first use."""
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps({"benchmark": "b", "seconds": {"total": 1.5}, "per_class": [1]}))
+    code = f"""
+import csv, json, sys
+import mnemu, mnemu.artefacts, mnemu.reporting
+from mnemu.jobs import job, summarise_step
+with job(None, 1):
+    summarise_step([{str(record)!r}], {str(tmp_path / "summary.csv")!r})
+assert "torch" not in sys.modules, "torch was imported"
+print(json.dumps(list(csv.DictReader(open({str(tmp_path / "summary.csv")!r})))))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [{"benchmark": "b",
+                                                           "seconds.total": "1.5"}]
+
+
+def test_the_package_exports_each_name_from_its_module():
+    import importlib
+
+    import mnemu
+    from mnemu import forgetting
+
+    assert sorted(mnemu.__all__) == sorted(mnemu._MODULE_OF)
+    for name in mnemu.__all__:
+        module = importlib.import_module(f"mnemu.{mnemu._MODULE_OF[name]}")
+        assert getattr(mnemu, name) is getattr(module, name), name
+    assert mnemu.forget is forgetting.forget  # the function, not the module it lives in
+    with pytest.raises(AttributeError, match="no attribute 'forgets'"):
+        mnemu.forgets
 
 
 def test_classes_tag_is_one_spelling():

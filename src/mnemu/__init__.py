@@ -11,18 +11,40 @@ Train a classifier with mnemonic codes, then make it forget classes in one step:
     print(mnemu.evaluate(forgotten, data.test, [0], data.num_classes))
 """
 
-from .baselines import Unsupported, baseline_names, run_baseline, timed
-from .checkpoint import Checkpoint, load_checkpoint
-from .codes import make_codes, mix_codes
-from .data import (DataSplits, dataset_names, dataset_num_classes, load_dataset, prepare_dataset,
-                   register_dataset)
-from .errors import MnemuError
-from .fisher import class_fisher, sum_squared_grads
-from .forget import ETA_EPS_RULES, Forgetter, fisher_ratio, forget, forget_grid
-from .lambdas import auto_lambdas, select_lambdas
-from .metrics import evaluate, forgetting_metrics, predict
-from .models import create_model, load_plugins, model_names, register_model
-from .train import TrainSettings, train_checkpoint, train_with_codes
+import importlib
+
+#: Each public name and the module that defines it. They are imported on first use (PEP 562), so
+#: that what needs no torch (the Snakemake workflow's summaries, tables, figures and report) does
+#: not pay for importing it: about 4 s a process on a 2-core machine, a tenth of a small job.
+_EXPORTS = {
+    "baselines": ("Unsupported", "baseline_names", "run_baseline", "timed"),
+    "checkpoint": ("Checkpoint", "load_checkpoint"),
+    "codes": ("make_codes", "mix_codes"),
+    "data": ("DataSplits", "dataset_names", "dataset_num_classes", "load_dataset",
+             "prepare_dataset", "register_dataset"),
+    "errors": ("MnemuError",),
+    "fisher": ("class_fisher", "sum_squared_grads"),
+    "forgetting": ("ETA_EPS_RULES", "Forgetter", "fisher_ratio", "forget", "forget_grid"),
+    "lambdas": ("auto_lambdas", "select_lambdas"),
+    "metrics": ("evaluate", "forgetting_metrics", "predict"),
+    "models": ("create_model", "load_plugins", "model_names", "register_model"),
+    "train": ("TrainSettings", "train_checkpoint", "train_with_codes"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})
+
 
 __version__ = "0.1.0"
 

@@ -97,7 +97,7 @@ def _load(path, device):
 
 def cmd_forget(args) -> None:
     from .checkpoint import Checkpoint
-    from .forget import check_classes, check_lambdas, forget
+    from .forgetting import check_classes, check_lambdas, forget
 
     out = _check_out(args.out)
     if args.lambda_rule is not None:
@@ -153,7 +153,7 @@ def cmd_evaluate(args) -> None:
     forget_classes = args.forget_classes
     if forget_classes is None:
         forget_classes = (checkpoint.forgotten or {}).get("forget_classes", [])
-    from .forget import check_classes
+    from .forgetting import check_classes
 
     if forget_classes:
         check_classes(forget_classes, checkpoint.num_classes)
@@ -169,7 +169,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_grid(args) -> None:
-    from .forget import Forgetter, check_classes, forget_grid
+    from .forgetting import Forgetter, check_classes, forget_grid
     from .lambdas import select_lambdas
 
     out = _check_out(args.out)

@@ -98,7 +98,7 @@ def _cross_problems(config: Mapping) -> list[str]:
     from .codes import DISTRIBUTIONS
     from .data import dataset_names, dataset_num_classes
     from .fisher import METHODS
-    from .forget import ETA_EPS_RULES
+    from .forgetting import ETA_EPS_RULES
     from .models import model_names
 
     problems = []

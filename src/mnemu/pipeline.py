@@ -6,13 +6,11 @@ tested without Snakemake. Metrics are percentages; times are seconds.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +24,8 @@ from .data import DataSplits, prepare_dataset
 from .errors import DamagedFile, MnemuError
 from .files import atomic_write, read_csv, write_csv, write_json
 from .fisher import class_fisher
-from .forget import Forgetter, check_classes, forget_grid
+from .forgetting import Forgetter, check_classes, forget_grid
+from .jobs import classes_tag, job  # noqa: F401  (job: the scripts import it with their step)
 from .lambdas import auto_lambdas, select_lambdas
 from .metrics import evaluate, forgetting_metrics
 from .progress import eta
@@ -34,37 +33,6 @@ from .train import TrainSettings, default_device, train_checkpoint
 
 log = logging.getLogger("mnemu")
 T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
-    """Run a workflow step with its log going to ``log_path`` and ``threads`` CPU threads.
-
-    A :class:`MnemuError` is logged as one line, anything else with its traceback, and re-raised:
-    the job fails with the reason in its log, and nothing half-written is left behind (outputs
-    are written atomically).
-    """
-    torch.set_num_threads(max(1, int(threads)))
-    handlers = [logging.StreamHandler(sys.stderr)]
-    stream = None
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        stream = open(log_path, "w")
-        handlers = [logging.StreamHandler(stream)]
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        yield
-    except MnemuError as err:
-        log.error("%s", err)
-        raise
-    except Exception:
-        log.exception("the step failed")
-        raise
-    finally:
-        logging.shutdown()
-        if stream is not None:
-            stream.close()
 
 
 def _device() -> torch.device:
@@ -456,41 +424,6 @@ def layer_gradients_step(model_path: str, classes: str, data_dir: str, run: dict
                                    "remain": gradient_stats(g_remain)}})
 
 
-# --- summaries ---------------------------------------------------------------------------------
-
-
-def classes_tag(classes: Sequence[int]) -> str:
-    """[2, 0] -> "0+2": the one spelling of a class set in paths and records."""
-    return "+".join(str(c) for c in sorted(classes))
-
-
-def _flatten(obj: dict, prefix: str = "") -> dict:
-    """Nested dicts -> dotted keys; lists are dropped (per-class vectors stay in the JSON)."""
-    flat = {}
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        elif not isinstance(value, list):
-            flat[name] = value
-    return flat
-
-
-def summarise_step(files: Sequence[str], out: str) -> None:
-    """One tidy CSV from per-run JSON records and CSV tables: each record carries its own
-    identity (benchmark, t_mix, codes, seed, forget classes), so the files are all it needs."""
-    rows = []
-    for path in files:
-        if str(path).endswith(".json"):
-            rows.append(_flatten(json.loads(Path(path).read_text())))
-        else:
-            rows.extend(read_csv(path))
-    if not rows:
-        raise MnemuError(f"nothing to summarise into {out}: no input rows")
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    write_csv(out, [{c: row.get(c, "") for c in columns} for row in rows])
-
-
 # --- privacy and robustness (App. C) -----------------------------------------------------------
 
 
@@ -743,7 +676,7 @@ def forget_time_scaling_step(arch: dict, classes: Sequence[int], input_size: int
     import statistics
 
     from .codes import make_codes
-    from .forget import forget
+    from .forgetting import forget
 
     device = _device()
     shape = (3, input_size, input_size)

@@ -3,7 +3,8 @@ from mnemu.artefacts import catalogue
 from mnemu.codes import DISTRIBUTIONS
 from mnemu.config import check_config, check_imagenet_inputs, imagenet_input_problems
 from mnemu.errors import MnemuError
-from mnemu.pipeline import classes_tag, train_settings
+from mnemu.jobs import classes_tag
+from mnemu.pipeline import train_settings
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import MnemuError
-from ..forget import check_classes
+from ..forgetting import check_classes
 from ..train import default_device
 from . import ermktp, fastmu, lwsf, retrain, sfdn, ssd
 from .common import Unsupported, make_settings
