@@ -15,7 +15,7 @@ import importlib
 
 #: Each public name and the module that defines it. They are imported on first use (PEP 562), so
 #: that what needs no torch (the Snakemake workflow's summaries, tables, figures and report) does
-#: not pay for importing it: about 4 s a process on a 2-core machine, a tenth of a small job.
+#: not pay for importing it: about 4 s of CPU a process on a 2-core machine, most of such a job.
 _EXPORTS = {
     "baselines": ("Unsupported", "baseline_names", "run_baseline", "timed"),
     "checkpoint": ("Checkpoint", "load_checkpoint"),
