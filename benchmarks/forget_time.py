@@ -8,8 +8,11 @@ For each number of classes C it prints, measured in the same run on the same mod
   same C codes (in the same chunks, ``fb``: no per-sample quantity at all) plus the two inference
   forwards over the codes that the sign choice needs (``inf``);
 * the ratio of the two (noisy machines make ratios the honest figure), the split of the forget
-  step (Fisher against fb, sign choice against inf, perturbation), and the Fisher alone with each
-  method (``hooks`` is the library's default) against fb.
+  step (Fisher against fb, sign choice against inf, perturbation), where the Fisher loses time
+  (``in``: the forward and the backward to the input that both begin with, and what each spends
+  beyond it), the minor page faults of each, and the Fisher alone with each method (``hooks`` is
+  the library's default) against fb; on a GPU, the forget step's peak memory (allocated by
+  torch, the model and codes included).
 
 It first checks that every method gives the same Fisher as the loop of batch-1 backward passes.
 BackPACK and Opacus, when installed, are measured as candidates too (``pip install
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import time
 
@@ -34,22 +38,28 @@ import mnemu
 from mnemu.fisher import default_chunk_size, sum_squared_grads
 
 
-def timed(fns: dict, device, repeats) -> dict:
-    """Median wall time of each of ``fns`` over ``repeats`` rounds after one warm-up round; the
-    functions take turns within a round, so that a machine that slows down or speeds up for a
-    while (other jobs, frequency) weighs on all of them alike and their ratios stay honest."""
+def timed(fns: dict, device, repeats) -> tuple[dict, dict]:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds after one warm-up round, and
+    its median count of minor page faults (memory the process touches for the first time: the
+    kernel maps and zeroes each page); the functions take turns within a round, so that a
+    machine that slows down or speeds up for a while (other jobs, frequency) weighs on all of
+    them alike and their ratios stay honest."""
     times = {name: [] for name in fns}
+    faults = {name: [] for name in fns}
     for round_ in range(repeats + 1):
         for name, fn in fns.items():
             if device.type == "cuda":
                 torch.cuda.synchronize()
+            faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             began = time.perf_counter()
             fn()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if round_:
                 times[name].append(time.perf_counter() - began)
-    return {name: statistics.median(t) for name, t in times.items()}
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted)
+    return ({name: statistics.median(t) for name, t in times.items()},
+            {name: statistics.median(f) for name, f in faults.items()})
 
 
 def group_weights(num_classes: int) -> torch.Tensor:
@@ -151,18 +161,36 @@ def measure(args, num_classes, device, methods) -> dict:
             logits = model(codes[start : start + chunk])
             F.cross_entropy(logits, labels[start : start + chunk], reduction="sum").backward()
 
+    def input_backward():  # what the hooks Fisher runs before its per-sample work
+        frozen = [q for q in model.parameters() if q.requires_grad]
+        for q in frozen:
+            q.requires_grad_(False)
+        try:
+            for start in range(0, num_classes, chunk):
+                x = codes[start : start + chunk].clone().requires_grad_(True)
+                loss = F.cross_entropy(model(x), labels[start : start + chunk], reduction="sum")
+                torch.autograd.grad(loss, [x])
+        finally:
+            for q in frozen:
+                q.requires_grad_(True)
+
     @torch.inference_mode()
     def inference_floor():  # the sign choice scores both candidates on every code
         for _ in range(2):
             for start in range(0, num_classes, chunk):
                 model(codes[start : start + chunk])
 
-    records = []
+    records, peaks = [], []
 
     def forget():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         records.append(mnemu.forget(model, codes, [0], 1e-5, 1e4, chunk_size=chunk)[1])
+        if device.type == "cuda":  # the model and codes count too: all the step needs
+            peaks.append(torch.cuda.max_memory_allocated(device))
 
-    fns = {"backward_floor": backward_floor, "inference_floor": inference_floor, "forget": forget}
+    fns = {"backward_floor": backward_floor, "input_backward": input_backward,
+           "inference_floor": inference_floor, "forget": forget}
     for name in methods:
         if name in ("backpack", "opacus"):
             run = CANDIDATES[name]
@@ -178,10 +206,13 @@ def measure(args, num_classes, device, methods) -> dict:
         except Exception as err:
             row[name] = f"unavailable: {type(err).__name__}"
             del fns[name]
-    row.update(timed(fns, device, args.repeats))
+    seconds, faults = timed(fns, device, args.repeats)
+    row.update(seconds)
+    row["page_faults"] = faults
     row["floor"] = row["backward_floor"] + row["inference_floor"]
     parts = [r["seconds"] for r in records[1:]]  # after the warm-up
     row["forget_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    row["forget_peak_memory_mib"] = max(peaks) / 2**20 if peaks else None
     return row
 
 
@@ -218,10 +249,15 @@ def main(argv=None):
         print(f"#   {name:9s} {err:.1e}" if isinstance(err, float) else f"#   {name:9s} {err}")
     rows = []
     # floor = one batched forward+backward over the C codes (fb) + the sign choice's two inference
-    # forwards (inf); Alg. 2 cannot beat it. The split: Fisher vs fb, sign choice vs inf.
+    # forwards (inf); Alg. 2 cannot beat it. The split: Fisher vs fb, sign choice vs inf. Both
+    # the Fisher and fb begin with a forward and a backward to the input (in); beyond it, fb
+    # forms the batched weight gradient (fb - in) and the Fisher each sample's squared one, its
+    # sums and eta (fisher - in): "beyond in" is the second over the first. Faults: the minor
+    # page faults of the forget step and of the floor's passes (the floor reuses its memory from
+    # round to round; the forget step's new tensors are fresh pages that the kernel zeroes).
     header = (f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6} | {'fisher s':>9} "
-              f"{'fb s':>8} {'ratio':>6} | {'select s':>9} {'inf s':>8} {'ratio':>6} | "
-              f"{'perturb s':>9}")
+              f"{'fb s':>8} {'ratio':>6} | {'in s':>7} {'beyond in':>9} | {'select s':>9} "
+              f"{'inf s':>8} {'ratio':>6} | {'perturb s':>9} | {'faults: forget, floor':>21} | {'peak MiB':>8}")
     for name in args.methods:
         header += f" | {name + ' s':>11} {'/fb':>5}"
     print(header)
@@ -231,11 +267,19 @@ def main(argv=None):
         rows.append(row)
         p = row["forget_parts"]
         # the library's "fisher" part includes eta (Eq. 6), a few elementwise passes
+        weight_grad = row["backward_floor"] - row["input_backward"]
+        beyond = ((p["fisher"] - row["input_backward"]) / weight_grad if weight_grad > 0
+                  else float("nan"))
+        faults, peak = row["page_faults"], row["forget_peak_memory_mib"]
+        floor_faults = faults["backward_floor"] + faults["inference_floor"]
         line = (f"{num_classes:5d} {row['forget']:9.3f} {row['floor']:8.3f} "
                 f"{row['forget'] / row['floor']:6.2f} | {p['fisher']:9.3f} "
                 f"{row['backward_floor']:8.3f} {p['fisher'] / row['backward_floor']:6.2f} | "
+                f"{row['input_backward']:7.3f} {beyond:9.2f} | "
                 f"{p['select']:9.3f} {row['inference_floor']:8.3f} "
-                f"{p['select'] / row['inference_floor']:6.2f} | {p['perturb']:9.3f}")
+                f"{p['select'] / row['inference_floor']:6.2f} | {p['perturb']:9.3f} | "
+                f"{faults['forget']:>10.0f} {floor_faults:>10.0f} | "
+                f"{'-' if peak is None else f'{peak:.0f}':>8}")
         for name in args.methods:
             value = row.get(f"fisher_{name}")
             line += (f" | {value:11.3f} {value / row['backward_floor']:5.2f}"

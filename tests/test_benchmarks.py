@@ -79,3 +79,24 @@ def test_auto_cost_times_both_forgets_and_counts_autos_tries(lib_tiny_checkpoint
     out = capsys.readouterr().out
     assert "| 1 |" in out and "| 2 |" in out
     assert "auto / fixed median" in out and "of 2; tries median" in out
+
+
+def test_forget_time_measures_the_step_its_floor_and_the_split(tmp_path, capsys):
+    forget_time = _module("forget_time")
+    out = tmp_path / "forget_time.json"
+    forget_time.main(["--classes", "10", "--width", "4", "--input-shape", "3", "16", "16",
+                      "--repeats", "1", "--methods", "hooks", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["exactness"]["hooks"] < 1e-3  # the hooks Fisher is the loop's
+    (row,) = result["rows"]
+    # the floor's parts: fb and the inference forwards, and the input backward inside fb
+    assert row["floor"] == row["backward_floor"] + row["inference_floor"]
+    assert 0 < row["input_backward"] and 0 < row["forget"]
+    parts = row["forget_parts"]
+    assert 0 < parts["fisher"] < parts["total"] and parts["select"] > 0
+    assert set(row["page_faults"]) == {"backward_floor", "input_backward", "inference_floor",
+                                       "forget", "fisher_hooks"}
+    assert all(count >= 0 for count in row["page_faults"].values())
+    printed = capsys.readouterr().out
+    assert "beyond in" in printed and "faults: forget, floor" in printed
+    assert printed.strip().splitlines()[-1].split()[0] == "10"
