@@ -840,6 +840,18 @@ def test_hooks_over_many_row_blocks(square_sum, conv_path, monkeypatch):
     into the sums themselves for few samples) are forced in turn."""
     monkeypatch.setattr(mnemu.fisher, "BLOCK_ELEMENTS", {"cpu": 150, "cuda": 150})
     monkeypatch.setattr(mnemu.fisher, "GROUPED_CONV_MIN_POSITIONS", 0 if conv_path == "grouped" else 10**9)
+    # the grouped path a few samples a call: conv1 (324 weights) 4 + 2, conv2 (432, 3 groups)
+    # 3 + 3, the depthwise one (108) all 6 at once
+    monkeypatch.setattr(mnemu.fisher, "GROUPED_CONV_ELEMENTS", 1300)
+    samples_a_call = {}  # weights of a convolution -> samples of each of its grouped calls
+    accumulate = mnemu.fisher._accumulate
+
+    def count_samples(acc, w, per_sample, owned=False):
+        if per_sample[0].numel() in (324, 432, 108) and per_sample.dim() == 2:
+            samples_a_call.setdefault(per_sample[0].numel(), []).append(len(per_sample))
+        return accumulate(acc, w, per_sample, owned)
+
+    monkeypatch.setattr(mnemu.fisher, "_accumulate", count_samples)
     blocks = []
     real = getattr(mnemu.fisher, square_sum)
 
@@ -862,6 +874,8 @@ def test_hooks_over_many_row_blocks(square_sum, conv_path, monkeypatch):
     assert nonzero > 0.99  # a block that read the wrong rows could not hide behind zeros
     assert_matches(sum_squared_grads(model, x, y, weights, chunk_size=6), expected)
     assert sorted(blocks) == EXPECTED_BLOCKS[square_sum, conv_path]
+    assert samples_a_call == ({324: [4, 2], 432: [3, 3], 108: [6]} if conv_path == "grouped"
+                              else {})
 
 
 # --- streaming a data set -----------------------------------------------------------------------
