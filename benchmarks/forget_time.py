@@ -257,7 +257,8 @@ def main(argv=None):
     # round to round; the forget step's new tensors are fresh pages that the kernel zeroes).
     header = (f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6} | {'fisher s':>9} "
               f"{'fb s':>8} {'ratio':>6} | {'in s':>7} {'beyond in':>9} | {'select s':>9} "
-              f"{'inf s':>8} {'ratio':>6} | {'perturb s':>9} | {'faults: forget, floor':>21} | {'peak MiB':>8}")
+              f"{'inf s':>8} {'ratio':>6} | {'perturb s':>9} | {'faults: forget, floor':>21} | "
+              f"{'peak MiB':>8}")
     for name in args.methods:
         header += f" | {name + ' s':>11} {'/fb':>5}"
     print(header)
