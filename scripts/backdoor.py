@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import backdoor_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     backdoor_step(snakemake.input.model, snakemake.params.code_class, snakemake.params.ratios,
                   data_dir=snakemake.params.data_dir, run=snakemake.params.run,
                   out=snakemake.output.accuracy, out_images=snakemake.output.images,

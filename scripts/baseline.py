@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import baseline_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     baseline_step(
         snakemake.input.model,
         snakemake.params.method,

@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import choose_lambda_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     choose_lambda_step(
         snakemake.wildcards.bench,
         snakemake.params.setting,

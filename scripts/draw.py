@@ -3,7 +3,7 @@
 from mnemu.artefacts import by_id, draw
 from mnemu.jobs import job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     draw(
         by_id(snakemake.config)[snakemake.wildcards.artefact],
         dict(snakemake.input.items()),

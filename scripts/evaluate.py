@@ -3,7 +3,7 @@
 from mnemu.pipeline import evaluate_step, job
 
 pretrained = snakemake.wildcards.stage == "pretrained"
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     evaluate_step(
         snakemake.input.model,
         snakemake.wildcards.stage,

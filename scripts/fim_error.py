@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import fim_error_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     fim_error_step(
         snakemake.input.fisher,
         snakemake.input.oracle,

@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import fisher_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     fisher_step(
         snakemake.input.model,
         source=snakemake.wildcards.source,

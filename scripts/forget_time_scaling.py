@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import forget_time_scaling_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     forget_time_scaling_step(
         snakemake.params.arch,
         snakemake.params.scaling["classes"],

@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import forget_w_data_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     forget_w_data_step(
         snakemake.input.model,
         snakemake.input.fisher,

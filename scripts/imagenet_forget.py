@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import forget_only_step, job
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     forget_only_step(
         snakemake.input.model,
         snakemake.input.fisher,

@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import job, lambda_grid_step
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     lambda_grid_step(
         snakemake.input.model,
         snakemake.input.fisher,

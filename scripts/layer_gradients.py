@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import job, layer_gradients_step
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     layer_gradients_step(
         snakemake.input.model,
         classes=snakemake.wildcards.classes,

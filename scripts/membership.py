@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import job, membership_step
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     membership_step(
         dict(snakemake.input.items()),
         classes=snakemake.wildcards.classes,

@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import job, prepare_data_step
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     prepare_data_step(
         snakemake.params.dataset,
         snakemake.params.data_options,

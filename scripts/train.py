@@ -2,7 +2,7 @@
 
 from mnemu.pipeline import job, train_step
 
-with job(snakemake.log[0], snakemake.threads):
+with job(snakemake.log[0], snakemake.threads, exit_when_done=True):
     train_step(
         snakemake.params.bench,
         snakemake.params.run,

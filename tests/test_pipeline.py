@@ -176,6 +176,39 @@ print(json.dumps(list(csv.DictReader(open({str(tmp_path / "summary.csv")!r})))))
                                                            "seconds.total": "1.5"}]
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_script_job_ends_its_process_once_its_step_succeeds(tmp_path, fails):
+    """exit_when_done skips Python's teardown only after a step that succeeded: its output, log
+    and printed lines are all there, and nothing after the step runs; a failed step exits as
+    usual, with its error in the log."""
+    out, log_file = tmp_path / "out.json", tmp_path / "step.log"
+    code = f"""
+import logging
+import torch
+from mnemu.errors import MnemuError
+from mnemu.files import write_json
+from mnemu.jobs import job
+with job({str(log_file)!r}, 1, exit_when_done=True):
+    print("inside", end="")
+    write_json({str(out)!r}, {{"sum": torch.ones(3).sum().item()}})
+    logging.getLogger("mnemu").info("step done")
+    if {fails}:
+        raise MnemuError("the step failed on purpose")
+print("after the step")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    log_text = log_file.read_text()
+    assert "step done" in log_text and json.loads(out.read_text()) == {"sum": 3.0}
+    assert result.stdout.startswith("inside")
+    if fails:
+        assert result.returncode == 1 and "the step failed on purpose" in log_text
+        assert "MnemuError" in result.stderr and "after the step" not in result.stdout
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "inside" and result.stderr == ""
+
+
 def test_the_package_exports_each_name_from_its_module():
     import importlib
 

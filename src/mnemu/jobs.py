@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,12 +23,19 @@ log = logging.getLogger("mnemu")
 
 
 @contextlib.contextmanager
-def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
+def job(log_path: str | None, threads: int = 1, *, exit_when_done: bool = False) -> Iterator[None]:
     """Run a workflow step with its log going to ``log_path`` and ``threads`` CPU threads.
 
     A :class:`MnemuError` is logged as one line, anything else with its traceback, and re-raised:
     the job fails with the reason in its log, and nothing half-written is left behind (outputs
     are written atomically).
+
+    ``exit_when_done`` (the workflow's scripts, whose step is their last statement): once the
+    step has succeeded and its log is closed, the process ends at once (``os._exit(0)``). Its
+    outputs are written and closed by then (:func:`mnemu.files.atomic_write`); what is skipped is
+    Python's teardown, which takes 0.5-0.6 s after a step that loaded torch (a forget step's
+    job: 0.49-0.63 s against 0.04), about a fifth of a short job's time. A failed step exits as
+    usual, with its traceback.
     """
     torch = sys.modules.get("torch")  # the light steps here never load it; the others have
     if torch is not None:
@@ -52,6 +60,10 @@ def job(log_path: str | None, threads: int = 1) -> Iterator[None]:
         logging.shutdown()
         if stream is not None:
             stream.close()
+    if exit_when_done:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def classes_tag(classes: Sequence[int]) -> str:
