@@ -65,6 +65,32 @@ def test_console_script_and_module_entry_points():
         assert done.stdout.startswith("usage: mnemu")
 
 
+def test_the_console_entry_ends_the_process_once_the_command_is_done(tmp_path,
+                                                                   lib_tiny_checkpoint):
+    """``mnemu`` (``run``) skips Python's teardown after a command, successful or not: what the
+    command wrote and printed is complete, its exit code is main's, and no exit handler runs."""
+    script = ("import atexit, sys; atexit.register(print, 'teardown ran'); "
+              "from mnemu.cli import run; sys.argv[1:] = {!r}; run()")
+
+    def mnemu_command(*argv):
+        return subprocess.run([sys.executable, "-c", script.format([str(a) for a in argv])],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+    out_path, record_path = tmp_path / "forgot.pt", tmp_path / "record.json"
+    done = mnemu_command("forget", lib_tiny_checkpoint, "--classes", "1", "--lambda", "auto",
+                         "--out", out_path, "--record", record_path, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(f"wrote {out_path}")
+    assert "teardown ran" not in done.stdout
+    assert load_checkpoint(out_path).forgotten["lambda_rule"] == "auto"
+    assert json.loads(record_path.read_text())["lambda_rule"] == "auto"
+    failed = mnemu_command("forget", lib_tiny_checkpoint, "--classes", "9", "--lambda", "auto",
+                           "--out", tmp_path / "not.pt")
+    assert failed.returncode == 2 and "mnemu forget: error: forget class 9" in failed.stderr
+    assert "teardown ran" not in failed.stdout and not (tmp_path / "not.pt").exists()
+
+
 def test_datasets_and_prepare(capsys):
     code, out, _ = run(capsys, "datasets")
     assert code == 0

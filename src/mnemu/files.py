@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -29,6 +30,16 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End the process now with ``code``, skipping Python's teardown (0.5-0.6 s once torch is
+    loaded, a fifth of a short job). Safe only once every output is written and closed, as
+    :func:`atomic_write` leaves them: open files, ``atexit`` handlers and finalizers do not run;
+    stdout and stderr are flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import MnemuError
-from .files import read_csv, write_csv
+from .files import exit_process, read_csv, write_csv
 
 log = logging.getLogger("mnemu")
 
@@ -31,7 +30,7 @@ def job(log_path: str | None, threads: int = 1, *, exit_when_done: bool = False)
     are written atomically).
 
     ``exit_when_done`` (the workflow's scripts, whose step is their last statement): once the
-    step has succeeded and its log is closed, the process ends at once (``os._exit(0)``). Its
+    step has succeeded and its log is closed, the process ends at once (:func:`mnemu.files.exit_process`). Its
     outputs are written and closed by then (:func:`mnemu.files.atomic_write`); what is skipped is
     Python's teardown, which takes 0.5-0.6 s after a step that loaded torch (a forget step's
     job: 0.49-0.63 s against 0.04), about a fifth of a short job's time. A failed step exits as
@@ -61,9 +60,7 @@ def job(log_path: str | None, threads: int = 1, *, exit_when_done: bool = False)
         if stream is not None:
             stream.close()
     if exit_when_done:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        exit_process(0)
 
 
 def classes_tag(classes: Sequence[int]) -> str:
