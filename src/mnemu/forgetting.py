@@ -21,7 +21,6 @@ from torch import nn
 from .errors import MnemuError
 from .fisher import Samples, _chunks, _first_input, class_fisher, default_chunk_size
 from .lambdas import auto_lambdas
-from .metrics import forgetting_metrics
 from .models import eval_mode
 
 #: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
@@ -142,6 +141,10 @@ class Forgetter:
         self.forget = check_classes(forget_classes, self.num_classes)
         self.remain = [c for c in range(self.num_classes) if c not in self.forget
                        and bool((self.labels == c).any())]
+        is_forget = torch.isin(self.labels, torch.tensor(self.forget))
+        # the labels and the rows of the forget and remaining codes, on the device, for scoring
+        self._code_rows = tuple(t.to(self.device) for t in (
+            self.labels, is_forget.nonzero()[:, 0], (~is_forget).nonzero()[:, 0]))
         self.inputs = inputs
         self.chunk_size = chunk_size or default_chunk_size(_first_input(inputs).numel(),
                                                            self.device)
@@ -211,11 +214,13 @@ class Forgetter:
         target = into if into is not None else _shell_copy(self.model)
         scores = {}
         perturb_seconds = time.perf_counter() - began
-        for candidate in (+1, -1) if sign is None else (sign,):
-            t0 = time.perf_counter()
-            self.perturb(lambda1, lambda2, candidate, into=target)
-            perturb_seconds += time.perf_counter() - t0
-            scores[candidate] = self.score(target) if code_scores is None else dict(code_scores)
+        with eval_mode(target):  # once for both candidates
+            for candidate in (+1, -1) if sign is None else (sign,):
+                t0 = time.perf_counter()
+                self.perturb(lambda1, lambda2, candidate, into=target)
+                perturb_seconds += time.perf_counter() - t0
+                scores[candidate] = (self.score(target) if code_scores is None
+                                     else dict(code_scores))
         tie = False
         if sign is None:
             plus, minus = scores[+1], scores[-1]
@@ -252,8 +257,8 @@ class Forgetter:
     @torch.inference_mode()
     def score(self, model: nn.Module) -> dict:
         """How ``model`` treats the codes: A_R + E_F on them (percent, as
-        :func:`forgetting_metrics` defines them), the forget-minus-remain mean loss gap, and the
-        logit margins (a code's own-class logit minus its best other logit): ``forget_margin``
+        :func:`mnemu.metrics.forgetting_metrics` defines them), the forget-minus-remain mean loss
+        gap, and the logit margins (a code's own-class logit minus its best other logit): ``forget_margin``
         is the largest over the forget codes (< 0: every forget code is rejected),
         ``remain_margin`` the smallest over the remaining codes (< 0: one is misclassified).
         Eval mode (:func:`mnemu.models.eval_mode`): the codes must not move BatchNorm's running
@@ -267,35 +272,39 @@ class Forgetter:
 
 class _CodeStats:
     """What :meth:`Forgetter.score` needs of a model's outputs on the codes, gathered a chunk at a
-    time (prediction, loss and margin per code: no [codes x classes] logits are kept)."""
+    time (prediction, loss and margin per code: no [codes x classes] logits are kept), and
+    summed up with one transfer from the device: a try of ``lambda: auto`` is a forward over a
+    few codes, and each extra small operation or sync is a visible part of it."""
 
     def __init__(self, forgetter: Forgetter):
         self.forgetter = forgetter
-        self.labels = forgetter.labels.to(forgetter.device)  # kept on the device: no sync a chunk
+        self.labels, self.forget_rows, self.remain_rows = forgetter._code_rows
         n = len(self.labels)
-        self.predicted = torch.empty(n, dtype=torch.long, device=forgetter.device)
+        self.correct = torch.empty(n, device=forgetter.device)
         self.losses = torch.empty(n, device=forgetter.device)
         self.margins = torch.empty(n, device=forgetter.device)
 
     def add(self, start: int, output: torch.Tensor) -> None:
         logits = output.float()
-        labels = self.labels[start : start + len(logits)]
-        self.predicted[start : start + len(logits)] = logits.argmax(1)
-        self.losses[start : start + len(logits)] = F.cross_entropy(logits, labels, reduction="none")
+        rows = slice(start, start + len(logits))
+        labels = self.labels[rows]
+        torch.eq(logits.argmax(1), labels, out=self.correct[rows])
+        self.losses[rows] = F.cross_entropy(logits, labels, reduction="none")
         own = logits.gather(1, labels[:, None])[:, 0]
         others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
-        self.margins[start : start + len(logits)] = own - others
+        torch.sub(own, others, out=self.margins[rows])
 
     def scores(self) -> dict:
-        f = self.forgetter
-        metrics = forgetting_metrics(f.labels, self.predicted.cpu(), f.forget, f.num_classes,
-                                     per_class=False)
-        is_forget = torch.isin(self.labels, torch.tensor(f.forget, device=self.labels.device))
-        loss_gap = (self.losses[is_forget].mean() - self.losses[~is_forget].mean()).item()
-        return {"A_R": metrics["A_R"], "E_F": metrics["E_F"],
-                "score": metrics["A_R"] + metrics["E_F"], "loss_gap": loss_gap,
-                "forget_margin": self.margins[is_forget].max().item(),
-                "remain_margin": self.margins[~is_forget].min().item()}
+        """A_R and E_F as :func:`mnemu.metrics.forgetting_metrics` computes them (percent of the codes), the
+        loss gap and the two extreme margins."""
+        forget, remain = self.forget_rows, self.remain_rows
+        a_r, a_f, loss_gap, forget_margin, remain_margin = torch.stack([
+            self.correct[remain].mean(), self.correct[forget].mean(),
+            self.losses[forget].mean() - self.losses[remain].mean(),
+            self.margins[forget].max(), self.margins[remain].min()]).tolist()
+        a_r, e_f = 100.0 * a_r, 100.0 - 100.0 * a_f
+        return {"A_R": a_r, "E_F": e_f, "score": a_r + e_f, "loss_gap": loss_gap,
+                "forget_margin": forget_margin, "remain_margin": remain_margin}
 
 
 def _shell_copy(model: nn.Module) -> nn.Module:

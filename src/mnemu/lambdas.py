@@ -238,6 +238,8 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     the scores before, and the tried points (s, lambdas, sign, margins, verdict) in the order
     tried.
     """
+    from .models import eval_mode  # torch: here, not at import (select_lambdas needs none)
+
     strengths = list(path) if path is not None else auto_path()
     if not strengths or any(b <= a for a, b in zip(strengths, strengths[1:])):
         raise MnemuError("the auto path must be a non-empty ascending list of strengths; "
@@ -376,12 +378,13 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
         return start, end if holds(end, sign) else end - 1
 
     starts, stops = {}, {}
-    starts[-1], stops[-1] = stop_of(-1)
-    skipped = tried[stops[-1], -1]["verdict"] == "ok" and verdict(starts[-1], +1) != "ok"
-    if skipped:  # sign + is not "ok" where - begins to be: not followed (see the docstring)
-        starts[+1] = stops[+1] = starts[-1]
-    else:
-        starts[+1], stops[+1] = stop_of(+1)
+    with eval_mode(scratch):  # once for all tries, not a switch and back for each
+        starts[-1], stops[-1] = stop_of(-1)
+        skipped = tried[stops[-1], -1]["verdict"] == "ok" and verdict(starts[-1], +1) != "ok"
+        if skipped:  # sign + is not "ok" where - begins to be: not followed (see the docstring)
+            starts[+1] = stops[+1] = starts[-1]
+        else:
+            starts[+1], stops[+1] = stop_of(+1)
     sign = max(stops, key=lambda g: _preference(tried[stops[g], g], strengths[starts[g]]))
     chosen = tried[stops[sign], sign]
     outcome = chosen["verdict"]
