@@ -258,9 +258,10 @@ class Forgetter:
     def score(self, model: nn.Module) -> dict:
         """How ``model`` treats the codes: A_R + E_F on them (percent, as
         :func:`mnemu.metrics.forgetting_metrics` defines them), the forget-minus-remain mean loss
-        gap, and the logit margins (a code's own-class logit minus its best other logit): ``forget_margin``
-        is the largest over the forget codes (< 0: every forget code is rejected),
-        ``remain_margin`` the smallest over the remaining codes (< 0: one is misclassified).
+        gap, and the logit margins (a code's own-class logit minus its best other logit):
+        ``forget_margin`` is the largest over the forget codes (< 0: every forget code is
+        rejected), ``remain_margin`` the smallest over the remaining codes (< 0: one is
+        misclassified).
         Eval mode (:func:`mnemu.models.eval_mode`): the codes must not move BatchNorm's running
         statistics."""
         stats = _CodeStats(self)
@@ -295,8 +296,8 @@ class _CodeStats:
         torch.sub(own, others, out=self.margins[rows])
 
     def scores(self) -> dict:
-        """A_R and E_F as :func:`mnemu.metrics.forgetting_metrics` computes them (percent of the codes), the
-        loss gap and the two extreme margins."""
+        """A_R and E_F as :func:`mnemu.metrics.forgetting_metrics` computes them (percent of the
+        codes), the loss gap and the two extreme margins."""
         forget, remain = self.forget_rows, self.remain_rows
         a_r, a_f, loss_gap, forget_margin, remain_margin = torch.stack([
             self.correct[remain].mean(), self.correct[forget].mean(),

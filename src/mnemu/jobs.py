@@ -30,11 +30,11 @@ def job(log_path: str | None, threads: int = 1, *, exit_when_done: bool = False)
     are written atomically).
 
     ``exit_when_done`` (the workflow's scripts, whose step is their last statement): once the
-    step has succeeded and its log is closed, the process ends at once (:func:`mnemu.files.exit_process`). Its
-    outputs are written and closed by then (:func:`mnemu.files.atomic_write`); what is skipped is
-    Python's teardown, which takes 0.5-0.6 s after a step that loaded torch (a forget step's
-    job: 0.49-0.63 s against 0.04), about a fifth of a short job's time. A failed step exits as
-    usual, with its traceback.
+    step has succeeded and its log is closed, the process ends at once
+    (:func:`mnemu.files.exit_process`). Its outputs are written and closed by then
+    (:func:`mnemu.files.atomic_write`); what is skipped is Python's teardown, which takes
+    0.5-0.6 s after a step that loaded torch (a forget step's job: 0.49-0.63 s against 0.04),
+    about a fifth of a short job's time. A failed step exits as usual, with its traceback.
     """
     torch = sys.modules.get("torch")  # the light steps here never load it; the others have
     if torch is not None:
