@@ -21,6 +21,7 @@ from torch import nn
 from .errors import MnemuError
 from .fisher import Samples, _chunks, _first_input, class_fisher, default_chunk_size
 from .lambdas import auto_lambdas
+from .metrics import retained_and_forgotten
 from .models import eval_mode
 
 #: The authors start each class set's Fisher accumulator at 1e-16, which keeps eta finite where
@@ -273,12 +274,11 @@ class Forgetter:
 
 class _CodeStats:
     """What :meth:`Forgetter.score` needs of a model's outputs on the codes, gathered a chunk at a
-    time (prediction, loss and margin per code: no [codes x classes] logits are kept), and
+    time (whether it is recognised, its loss and margin: no [codes x classes] logits are kept), and
     summed up with one transfer from the device: a try of ``lambda: auto`` is a forward over a
     few codes, and each extra small operation or sync is a visible part of it."""
 
     def __init__(self, forgetter: Forgetter):
-        self.forgetter = forgetter
         self.labels, self.forget_rows, self.remain_rows = forgetter._code_rows
         n = len(self.labels)
         self.correct = torch.empty(n, device=forgetter.device)
@@ -296,14 +296,14 @@ class _CodeStats:
         torch.sub(own, others, out=self.margins[rows])
 
     def scores(self) -> dict:
-        """A_R and E_F as :func:`mnemu.metrics.forgetting_metrics` computes them (percent of the
-        codes), the loss gap and the two extreme margins."""
+        """A_R and E_F of the codes (as :func:`mnemu.metrics.forgetting_metrics` gives them for
+        samples), the loss gap and the two extreme margins."""
         forget, remain = self.forget_rows, self.remain_rows
         a_r, a_f, loss_gap, forget_margin, remain_margin = torch.stack([
             self.correct[remain].mean(), self.correct[forget].mean(),
             self.losses[forget].mean() - self.losses[remain].mean(),
             self.margins[forget].max(), self.margins[remain].min()]).tolist()
-        a_r, e_f = 100.0 * a_r, 100.0 - 100.0 * a_f
+        a_r, e_f = retained_and_forgotten(a_r, a_f)
         return {"A_R": a_r, "E_F": e_f, "score": a_r + e_f, "loss_gap": loss_gap,
                 "forget_margin": forget_margin, "remain_margin": remain_margin}
 

@@ -32,24 +32,34 @@ def predict(
             "losses": torch.cat(losses)}
 
 
+def retained_and_forgotten(remain_accuracy: float,
+                           forget_accuracy: float) -> tuple[float, float]:
+    """A_R and E_F (percent) from the accuracies (fractions) on the remaining classes' samples and
+    on the forget classes' samples: the one definition of both."""
+    return 100.0 * remain_accuracy, 100.0 - 100.0 * forget_accuracy
+
+
 def forgetting_metrics(
     labels: torch.Tensor, predictions: torch.Tensor, forget_classes: Sequence[int], num_classes: int,
     *, per_class: bool = True,
 ) -> dict:
     """A_R = accuracy (%) on test samples of the remaining classes; E_F = 100 - accuracy (%) on
-    the forget classes' samples; plus overall and per-class accuracy (``per_class=False``: None,
-    saving a pass per class where only A_R and E_F are wanted, as for every try on the codes)."""
+    the forget classes' samples (:func:`retained_and_forgotten`); plus overall and per-class
+    accuracy (``per_class=False``: None, saving a pass per class where only A_R and E_F are
+    wanted)."""
     correct = predictions == labels
     is_forget = torch.isin(labels, torch.tensor(list(forget_classes), dtype=labels.dtype))
     per_class_accuracy = None
     if per_class:
         per_class_accuracy = [100.0 * correct[labels == c].float().mean().item()
                               if (labels == c).any() else None for c in range(num_classes)]
-    accuracy_forget = 100.0 * correct[is_forget].float().mean().item() if is_forget.any() else None
+    remain = correct[~is_forget].float().mean().item()
+    forget = correct[is_forget].float().mean().item() if is_forget.any() else None
+    a_r, e_f = retained_and_forgotten(remain, 0.0 if forget is None else forget)
     return {
-        "A_R": 100.0 * correct[~is_forget].float().mean().item(),
-        "E_F": None if accuracy_forget is None else 100.0 - accuracy_forget,
-        "A_F": accuracy_forget,
+        "A_R": a_r,
+        "E_F": None if forget is None else e_f,
+        "A_F": None if forget is None else 100.0 * forget,
         "accuracy": 100.0 * correct.float().mean().item(),
         "per_class_accuracy": per_class_accuracy,
         "forget_classes": sorted(int(c) for c in forget_classes),
