@@ -12,7 +12,12 @@ For each number of classes C it prints, measured in the same run on the same mod
   (``in``: the forward and the backward to the input that both begin with, and what each spends
   beyond it), the minor page faults of each, and the Fisher alone with each method (``hooks`` is
   the library's default) against fb; on a GPU, the forget step's peak memory (allocated by
-  torch, the model and codes included).
+  torch, the model and codes included);
+* ``least``: a lower bound of the forget step with the library's kernels: the forward and
+  backward to the input, every layer's per-sample products squared into the sums by the fastest
+  kernel for that layer, and the sign choice's two forwards, nothing else. Where it is above
+  1.2x the floor, the kernels themselves, not the way the library uses them, keep the step
+  from 1.2x.
 
 It first checks that every method gives the same Fisher as the loop of batch-1 backward passes.
 BackPACK and Opacus, when installed, are measured as candidates too (``pip install
@@ -35,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import mnemu
+from mnemu import fisher as fisher_impl
 from mnemu.fisher import default_chunk_size, sum_squared_grads
 
 
@@ -150,6 +156,80 @@ def check_exactness(args, device) -> dict:
     return errors
 
 
+#: The kernels the library has for a convolution's per-sample squared gradients on a CPU (the
+#: settings of mnemu.fisher that select each); the library picks one by the layer's positions.
+CPU_CONV_KERNELS = {
+    "grouped": {"GROUPED_CONV_MIN_POSITIONS": 0},
+    "unfolded, sample by sample": {"GROUPED_CONV_MIN_POSITIONS": 1 << 62, "FEW_SAMPLES": 1 << 62},
+    "unfolded, transposed sums": {"GROUPED_CONV_MIN_POSITIONS": 1 << 62, "FEW_SAMPLES": 0},
+}
+
+
+def layer_inputs_and_grads(model, codes, labels) -> list:
+    """(module, input, output gradient) of every Conv2d and Linear on these codes, for the summed
+    per-sample loss: what the Fisher's hooks hand to each layer's per-sample kernel."""
+    captured, handles = [], []
+
+    def keep(module, args, output):
+        a = args[0].detach()
+        output.register_hook(lambda g: captured.append((module, a, g.detach())))
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            handles.append(module.register_forward_hook(keep))
+    try:
+        frozen = [q for q in model.parameters() if q.requires_grad]
+        for q in frozen:
+            q.requires_grad_(False)
+        x = codes.clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), [x])
+    finally:
+        for q in frozen:
+            q.requires_grad_(True)
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def per_sample_products(model, codes, labels, weights, chunk, device, repeats) -> float:
+    """Seconds to form every sample's weight gradient of every Conv2d and Linear layer and add its
+    square into the two groups' sums, by the fastest of the library's kernels for each layer
+    (on a CPU, :data:`CPU_CONV_KERNELS`; timed layer by layer, median of ``repeats``, the kernels
+    taking turns). This is the least per-sample work of the Fisher with these kernels: no hooks,
+    no BatchNorm or bias, no eta, no accumulator allocation. Measured on a full chunk and on the
+    last, partial one; the other full chunks cost the same (codes of the same shape)."""
+    sizes = [min(chunk, len(codes) - start) for start in range(0, len(codes), chunk)]
+    kernels = CPU_CONV_KERNELS if device.type == "cpu" else {"the library's": {}}
+    defaults = {k: getattr(fisher_impl, k) for setting in kernels.values() for k in setting}
+    scratch = torch.empty(fisher_impl.BLOCK_ELEMENTS.get(device.type, 1 << 26), device=device)
+    cost = {}
+    for size in sorted(set(sizes)):
+        w = weights[:, :size].contiguous()
+        total = 0.0
+        for module, a, g in layer_inputs_and_grads(model, codes[:size], labels[:size]):
+            is_conv = isinstance(module, torch.nn.Conv2d)
+            fast = fisher_impl._conv2d_fast if is_conv else fisher_impl._linear_fast
+            acc = {n: torch.zeros(w.shape[0], *p.shape, device=device)
+                   for n, p in module.named_parameters(recurse=False)}
+            times = {}
+            for _ in range(repeats + 1):
+                for name, setting in (kernels if is_conv else {"": {}}).items():
+                    for key, value in {**defaults, **setting}.items():
+                        setattr(fisher_impl, key, value)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    began = time.perf_counter()
+                    fast(module, a, g, w, acc, scratch)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times.setdefault(name, []).append(time.perf_counter() - began)
+            for key, value in defaults.items():
+                setattr(fisher_impl, key, value)
+            total += min(statistics.median(t[1:]) for t in times.values())
+        cost[size] = total
+    return sum(cost[size] for size in sizes)
+
+
 def measure(args, num_classes, device, methods) -> dict:
     model, codes, labels = build(args, num_classes, device)
     weights = group_weights(num_classes).to(device)
@@ -212,6 +292,11 @@ def measure(args, num_classes, device, methods) -> dict:
     row["floor"] = row["backward_floor"] + row["inference_floor"]
     parts = [r["seconds"] for r in records[1:]]  # after the warm-up
     row["forget_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    row["products"] = per_sample_products(model, codes, labels, weights, chunk, device,
+                                          args.repeats)
+    # the least a Fisher with these kernels can cost (forward, backward to the input, per-sample
+    # products squared into the sums), plus the sign choice's two forwards
+    row["least"] = row["input_backward"] + row["products"] + row["inference_floor"]
     row["forget_peak_memory_mib"] = max(peaks) / 2**20 if peaks else None
     return row
 
@@ -255,10 +340,14 @@ def main(argv=None):
     # sums and eta (fisher - in): "beyond in" is the second over the first. Faults: the minor
     # page faults of the forget step and of the floor's passes (the floor reuses its memory from
     # round to round; the forget step's new tensors are fresh pages that the kernel zeroes).
+    # "products": the per-sample products alone, squared into the sums, by the fastest of the
+    # library's kernels for each layer; "least": in + products + inf, what the forget step would
+    # cost if nothing else took time: where least / floor passes 1.2, no dispatch among these
+    # kernels brings the step within 1.2x of the floor.
     header = (f"{'C':>5} {'forget s':>9} {'floor s':>8} {'ratio':>6} | {'fisher s':>9} "
               f"{'fb s':>8} {'ratio':>6} | {'in s':>7} {'beyond in':>9} | {'select s':>9} "
-              f"{'inf s':>8} {'ratio':>6} | {'perturb s':>9} | {'faults: forget, floor':>21} | "
-              f"{'peak MiB':>8}")
+              f"{'inf s':>8} {'ratio':>6} | {'perturb s':>9} | {'products s':>10} {'least s':>8} "
+              f"{'/floor':>6} | {'faults: forget, floor':>21} | {'peak MiB':>8}")
     for name in args.methods:
         header += f" | {name + ' s':>11} {'/fb':>5}"
     print(header)
@@ -279,6 +368,7 @@ def main(argv=None):
                 f"{row['input_backward']:7.3f} {beyond:9.2f} | "
                 f"{p['select']:9.3f} {row['inference_floor']:8.3f} "
                 f"{p['select'] / row['inference_floor']:6.2f} | {p['perturb']:9.3f} | "
+                f"{row['products']:10.3f} {row['least']:8.3f} {row['least'] / row['floor']:6.2f} | "
                 f"{faults['forget']:>10.0f} {floor_faults:>10.0f} | "
                 f"{'-' if peak is None else f'{peak:.0f}':>8}")
         for name in args.methods:

@@ -97,6 +97,45 @@ def test_forget_time_measures_the_step_its_floor_and_the_split(tmp_path, capsys)
     assert set(row["page_faults"]) == {"backward_floor", "input_backward", "inference_floor",
                                        "forget", "fisher_hooks"}
     assert all(count >= 0 for count in row["page_faults"].values())
+    # the lower bound: the input backward, the per-sample products and the sign choice's forwards
+    assert 0 < row["products"]
+    assert row["least"] == pytest.approx(row["input_backward"] + row["products"]
+                                         + row["inference_floor"])
     printed = capsys.readouterr().out
-    assert "beyond in" in printed and "faults: forget, floor" in printed
+    assert "beyond in" in printed and "faults: forget, floor" in printed and "least s" in printed
     assert printed.strip().splitlines()[-1].split()[0] == "10"
+
+
+def test_each_cpu_kernel_of_the_bound_is_its_own_and_exact(monkeypatch):
+    """The lower bound takes the fastest of CPU_CONV_KERNELS per layer: each setting must send a
+    convolution to a different kernel, and all must give the same sums (the loop's)."""
+    import torch
+
+    from mnemu import fisher
+
+    forget_time = _module("forget_time")
+    torch.manual_seed(0)
+    model = mnemu.create_model("resnet18_cifar", 4, (3, 8, 8), width=4).eval()
+    codes, labels = torch.randn(4, 3, 8, 8), torch.arange(4)
+    weights = forget_time.group_weights(4)
+    convs = [(m, a, g) for m, a, g in forget_time.layer_inputs_and_grads(model, codes, labels)
+             if isinstance(m, torch.nn.Conv2d)]
+    reference = fisher.sum_squared_grads(model, codes, labels, weights, method="loop")
+    names = {id(p): n for n, p in model.named_parameters()}
+    calls = []
+    for kernel in ("_few_samples_square_sum", "_sample_by_sample_square_sum"):
+        original = getattr(fisher, kernel)
+        monkeypatch.setattr(fisher, kernel, lambda *a, _k=kernel, _f=original: (
+            calls.append(_k), _f(*a))[1])
+    used = {}
+    for name, setting in forget_time.CPU_CONV_KERNELS.items():
+        for key, value in setting.items():
+            monkeypatch.setattr(fisher, key, value)
+        calls.clear()
+        for module, a, g in convs:
+            acc = {"weight": torch.zeros(2, *module.weight.shape)}
+            fisher._conv2d_fast(module, a, g, weights, acc, torch.empty(1 << 16))
+            ref = reference[names[id(module.weight)]]
+            assert torch.allclose(acc["weight"], ref, rtol=1e-4, atol=1e-6 * ref.abs().max())
+        used[name] = tuple(sorted(set(calls)))
+    assert len(set(used.values())) == len(used)  # grouped uses neither unfolded kernel
