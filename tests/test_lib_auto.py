@@ -34,6 +34,9 @@ class ScriptedForgetter:
         self.calls.append((lambda1, sign))
         return ("perturbed", lambda1, sign)
 
+    def perturber(self, into):
+        return lambda lambda1, lambda2, sign: self.perturb(lambda1, lambda2, sign, into)
+
     @property
     def scores_before(self):
         return self.score(self.model)

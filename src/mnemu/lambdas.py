@@ -249,6 +249,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     began = time.perf_counter()
     before = forgetter.scores_before
     scratch = into if into is not None else copy.deepcopy(forgetter.model)  # one copy for all tries
+    write = forgetter.perturber(scratch)
     tried: dict[tuple[int, int], dict] = {}
     code_scores: dict[tuple[int, int], dict] = {}  # in full, for the chosen point's record
     # the margins' limits behind each verdict, for guessing where the next one begins
@@ -261,7 +262,7 @@ def auto_lambdas(forgetter, *, ratio: float = AUTO_RATIO, path: Sequence[float] 
     def verdict(i: int, sign: int) -> str:
         if (i, sign) not in tried:
             s = strengths[i]
-            scores = forgetter.score(forgetter.perturb(s, ratio * s, sign, into=scratch))
+            scores = forgetter.score(write(s, ratio * s, sign))
             code_scores[i, sign] = scores
             tried[i, sign] = {"s": s, "lambda1": s, "lambda2": ratio * s,
                               "sign": "+" if sign > 0 else "-",
