@@ -208,6 +208,9 @@ def per_sample_products(model, codes, labels, weights, chunk, device, repeats) -
         total = 0.0
         for module, a, g in layer_inputs_and_grads(model, codes[:size], labels[:size]):
             is_conv = isinstance(module, torch.nn.Conv2d)
+            if not is_conv and a.shape[0] != size:  # rows of windows x samples (Swin): a
+                # sample's rows are more positions, as the library's module-level pass takes them
+                a, g = a.reshape(size, -1, a.shape[-1]), g.reshape(size, -1, g.shape[-1])
             fast = fisher_impl._conv2d_fast if is_conv else fisher_impl._linear_fast
             acc = {n: torch.zeros(w.shape[0], *p.shape, device=device)
                    for n, p in module.named_parameters(recurse=False)}
