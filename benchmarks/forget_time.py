@@ -177,8 +177,8 @@ def layer_inputs_and_grads(model, codes, labels) -> list:
     for module in model.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
             handles.append(module.register_forward_hook(keep))
+    frozen = [q for q in model.parameters() if q.requires_grad]
     try:
-        frozen = [q for q in model.parameters() if q.requires_grad]
         for q in frozen:
             q.requires_grad_(False)
         x = codes.clone().requires_grad_(True)
