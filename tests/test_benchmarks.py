@@ -139,3 +139,34 @@ def test_each_cpu_kernel_of_the_bound_is_its_own_and_exact(monkeypatch):
             assert torch.allclose(acc["weight"], ref, rtol=1e-4, atol=1e-6 * ref.abs().max())
         used[name] = tuple(sorted(set(calls)))
     assert len(set(used.values())) == len(used)  # grouped uses neither unfolded kernel
+
+
+def test_witness_scores_multiples_of_autos_first_rejection(lib_tiny_checkpoint, tmp_path, capsys):
+    witness = _module("auto_witness")
+    out = tmp_path / "witness.json"
+    witness.main([lib_tiny_checkpoint, "--classes", "1", "--multiples", "1", "2",
+                  "--data-dir", str(tmp_path), "--json", str(out)])
+    assert "| 1 |" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["rows"]
+    checkpoint = mnemu.load_checkpoint(lib_tiny_checkpoint)
+    forgetter = mnemu.Forgetter(checkpoint.model, checkpoint.codes, [1])
+    _, record = mnemu.auto_lambdas(forgetter)
+    assert row["auto"]["s"] == record["auto"]["s"]
+    s0 = row["first_rejection"]
+    # the first rejection is auto's own tried point: the forget codes rejected there, on the
+    # chosen sign, and recognised at every smaller s it tried with that sign
+    mine = [t for t in record["auto"]["tried"] if t["sign"] == record["sign"]]
+    assert s0 is not None and any(t["s"] == s0 and t["forget_margin"] <= 0 for t in mine)
+    assert all(t["forget_margin"] > 0 for t in mine if t["s"] < s0)
+    # each point is that multiple of it, scored on the codes and on the test split
+    test = checkpoint.dataset(str(tmp_path)).test
+    sign = +1 if record["sign"] == "+" else -1
+    for point, k in zip(row["points"], (1, 2)):
+        assert point["k"] == k and point["s"] == k * s0
+        model = forgetter.perturb(k * s0, 1e5 * k * s0, sign)
+        codes = forgetter.score(model)
+        before = forgetter.scores_before
+        assert point["forget_fraction"] == pytest.approx(codes["forget_margin"] / before["forget_margin"])
+        assert point["remain_fraction"] == pytest.approx(codes["remain_margin"] / before["remain_margin"])
+        assert point["E_F"] == pytest.approx(
+            mnemu.evaluate(model, test, [1], checkpoint.num_classes)["E_F"], abs=0.01)
