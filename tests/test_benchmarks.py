@@ -163,7 +163,7 @@ def test_witness_scores_multiples_of_autos_first_rejection(lib_tiny_checkpoint, 
     sign = +1 if record["sign"] == "+" else -1
     for point, k in zip(row["points"], (1, 2)):
         assert point["k"] == k and point["s"] == k * s0
-        model = forgetter.perturb(k * s0, 1e5 * k * s0, sign)
+        model = forgetter.perturb(k * s0, mnemu.lambdas.AUTO_RATIO * k * s0, sign)
         codes = forgetter.score(model)
         before = forgetter.scores_before
         assert point["forget_fraction"] == pytest.approx(codes["forget_margin"] / before["forget_margin"])
